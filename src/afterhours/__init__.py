@@ -1,0 +1,1 @@
+"""After Hours: timed, location-based matching sessions."""

@@ -1,0 +1,3 @@
+from afterhours.cli import main
+
+main()

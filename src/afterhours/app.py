@@ -1,0 +1,142 @@
+"""create_app(): FastAPI and Socket.IO in one ASGI app, with the lifespan that owns resources."""
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from afterhours import db as database
+from afterhours import migrations
+from afterhours.auth import TokenVerifier
+from afterhours.errors import AppError, install_handlers, render
+from afterhours.profiles.routes import router as profiles_router
+from afterhours.settings import Settings, get_settings
+from afterhours.storage import PHOTO_ROUTE, LocalStorage, make_storage
+
+log = logging.getLogger("afterhours.app")
+
+
+class BodyLimit:
+    """Refuse bodies over the limit with 413 before any route sees them (photos get more room)."""
+
+    def __init__(self, app: ASGIApp, *, max_json: int, max_photo: int) -> None:
+        self.app = app
+        self.max_json = max_json
+        self.max_photo = max_photo
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_photo if scope["path"].endswith("/photo") else self.max_json
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self.refuse(scope, receive, send, limit)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > limit:
+                await self.refuse(scope, receive, send, limit)
+                return
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        error = AppError("PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes", status=413)
+        await render(error)(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> Any:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = database.Database(database.libpq_url(settings))
+        app.state.db = db
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    api = FastAPI(
+        title="After Hours",
+        version="1.0.0",
+        description="Timed, location-based matching sessions. Errors share one envelope: "
+        '`{"success": false, "error": "...", "code": "..."}`.',
+        lifespan=lifespan,
+    )
+    api.state.settings = settings
+    api.state.verifier = TokenVerifier(settings)
+    api.state.storage = make_storage(settings)
+    install_handlers(api)
+
+    @api.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = request.state.request_id
+        return response
+
+    api.include_router(profiles_router)
+
+    @api.get("/health", tags=["operations"])
+    async def health() -> dict[str, Any]:
+        return {"success": True, "status": "ok"}
+
+    @api.get("/ready", tags=["operations"], responses={503: {"description": "Not ready"}})
+    async def ready(request: Request) -> JSONResponse:
+        problems = await readiness_problems(request.app)
+        if problems:
+            body = {"success": False, "error": "; ".join(problems), "code": "NOT_READY"}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"success": True, "status": "ready"})
+
+    storage = api.state.storage
+    if isinstance(storage, LocalStorage):
+
+        @api.get(PHOTO_ROUTE + "/{key:path}", include_in_schema=False)
+        async def photo(key: str, expires: int = 0, signature: str = "") -> FileResponse:
+            if not storage.check(key, expires, signature):
+                raise AppError("NOT_FOUND", "Photo not found or link expired", status=404)
+            try:
+                path = storage.path(key)
+            except ValueError as exc:
+                raise AppError("NOT_FOUND", "Photo not found", status=404) from exc
+            if not path.is_file():
+                raise AppError("NOT_FOUND", "Photo not found", status=404)
+            return FileResponse(path, media_type="image/jpeg")
+
+    return BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
+
+
+async def readiness_problems(app: FastAPI) -> list[str]:
+    try:
+        async with app.state.db.engine.connect() as conn:
+            revision = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    except Exception as exc:  # any database failure means "not ready", reported as such
+        log.warning("ready_check_failed error=%s", type(exc).__name__)
+        return ["database unreachable or not migrated"]
+    if revision != migrations.head_revision():
+        return [f"database at migration {revision}, expected {migrations.head_revision()}"]
+    return []

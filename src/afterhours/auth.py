@@ -1,0 +1,121 @@
+"""Bearer JWTs issued by the host app: verification, the dev secret, and request identities."""
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from afterhours import users
+from afterhours.errors import AppError
+from afterhours.settings import Settings, persistent_secret
+
+ASYMMETRIC_ALGORITHMS = ["RS256", "ES256"]
+MAX_FINGERPRINT_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: uuid.UUID
+    premium: bool
+    admin: bool
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        if settings.jwt_public_key:
+            self.key: str | bytes = settings.jwt_public_key
+            self.algorithms = ASYMMETRIC_ALGORITHMS
+            self.signing_secret: str | None = None
+        else:
+            self.signing_secret = jwt_secret(settings)
+            self.key = self.signing_secret
+            self.algorithms = ["HS256"]
+
+    def verify(self, token: str) -> Identity:
+        try:
+            claims = jwt.decode(
+                token, self.key, algorithms=self.algorithms, options={"require": ["exp", "sub"]}
+            )
+            user_id = uuid.UUID(str(claims["sub"]))
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise AppError("UNAUTHORIZED", "Invalid or expired token", status=401) from exc
+        return Identity(
+            user_id=user_id,
+            premium=claims.get("premium") is True,
+            admin=claims.get("role") == "admin",
+        )
+
+    def issue(
+        self, user_id: uuid.UUID, *, premium: bool = False, admin: bool = False, ttl: int = 3600
+    ) -> str:
+        if self.signing_secret is None:
+            raise RuntimeError("tokens can only be issued with an HS256 secret")
+        claims: dict[str, Any] = {"sub": str(user_id), "exp": int(time.time()) + ttl}
+        if premium:
+            claims["premium"] = True
+        if admin:
+            claims["role"] = "admin"
+        return jwt.encode(claims, self.signing_secret, algorithm="HS256")
+
+
+def jwt_secret(settings: Settings) -> str:
+    return settings.jwt_secret or persistent_secret(settings, "jwt_secret")
+
+
+def hash_fingerprint(fingerprint: str) -> str:
+    return hashlib.sha256(fingerprint.encode()).hexdigest()
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise AppError("UNAUTHORIZED", "Missing bearer token", status=401)
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AppError("UNAUTHORIZED", "Missing bearer token", status=401)
+    return token.strip()
+
+
+async def get_db(request: Request) -> Any:
+    """The request's unit of work: commits before the response is sent, rolls back on error."""
+    async with request.app.state.db.transaction() as db:
+        yield db
+
+
+DB = Annotated[AsyncSession, Depends(get_db, scope="function")]
+
+
+async def current_identity(
+    request: Request,
+    db: DB,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_device_fingerprint: Annotated[
+        str | None, Header(max_length=MAX_FINGERPRINT_LENGTH, include_in_schema=False)
+    ] = None,
+) -> Identity:
+    identity: Identity = request.app.state.verifier.verify(bearer_token(authorization))
+    fingerprint = hash_fingerprint(x_device_fingerprint) if x_device_fingerprint else None
+    await users.ensure_user(db, user_id=identity.user_id, fingerprint_hash=fingerprint)
+    request.state.fingerprint_hash = fingerprint
+    return identity
+
+
+async def premium_identity(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+    if not identity.premium:
+        raise AppError("PREMIUM_REQUIRED", "After Hours requires a premium account", status=403)
+    return identity
+
+
+async def admin_identity(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+    if not identity.admin:
+        raise AppError("FORBIDDEN", "Admin role required", status=403)
+    return identity
+
+
+CurrentUser = Annotated[Identity, Depends(current_identity)]
+PremiumUser = Annotated[Identity, Depends(premium_identity)]
+AdminUser = Annotated[Identity, Depends(admin_identity)]

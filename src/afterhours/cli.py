@@ -1,0 +1,82 @@
+"""afterhours serve | worker | migrate | token"""
+
+import argparse
+import asyncio
+import logging
+import sys
+import uuid
+
+from afterhours.settings import Settings, get_settings
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def migrate(settings: Settings) -> str:
+    """Bring the database to the newest schema; returns its URL so callers reuse it."""
+    from afterhours import db, migrations
+
+    url = db.libpq_url(settings)
+    migrations.upgrade(url)
+    return url
+
+
+def serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
+    import uvicorn
+
+    from afterhours.app import create_app
+
+    url = migrate(settings)
+    settings = settings.model_copy(update={"database_url": url})
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
+
+
+def worker(settings: Settings) -> None:
+    from afterhours import jobs
+
+    url = migrate(settings)
+    settings = settings.model_copy(update={"database_url": url})
+    asyncio.run(jobs.run_standalone_worker(settings))
+
+
+def token(settings: Settings, user_id: str, premium: bool, admin: bool, ttl: int) -> None:
+    from afterhours.auth import TokenVerifier
+
+    print(TokenVerifier(settings).issue(uuid.UUID(user_id), premium=premium, admin=admin, ttl=ttl))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="afterhours", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="REST + Socket.IO (+ a job worker)")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--no-worker", action="store_true", help="do not run a job worker")
+    commands.add_parser("worker", help="a job worker alone")
+    commands.add_parser("migrate", help="apply database migrations")
+    token_cmd = commands.add_parser("token", help="print a JWT the service accepts")
+    token_cmd.add_argument("user_id", type=uuid.UUID)
+    token_cmd.add_argument("--premium", action="store_true")
+    token_cmd.add_argument("--admin", action="store_true")
+    token_cmd.add_argument("--ttl", type=int, default=24 * 3600, help="seconds (default a day)")
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    configure_logging()
+    settings = get_settings()
+    if args.command == "serve":
+        serve(settings, args.host, args.port, with_worker=not args.no_worker)
+    elif args.command == "worker":
+        worker(settings)
+    elif args.command == "migrate":
+        migrate(settings)
+    elif args.command == "token":
+        token(settings, str(args.user_id), args.premium, args.admin, args.ttl)

@@ -1,0 +1,95 @@
+"""The database: where it is, the engine, and the transaction that owns each unit of work."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from sqlalchemy import MetaData
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+from afterhours.settings import Settings
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def libpq_url(settings: Settings) -> str:
+    """The PostgreSQL URL: the configured one, or the embedded server's (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    import pgserver  # only needed when no server is configured
+
+    data_dir = (settings.data_dir / "postgres").resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, so `afterhours worker` reaches it too.
+    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def sqlalchemy_url(url: str) -> str:
+    return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def psycopg_conninfo(url: str) -> str:
+    """libpq accepts `postgresql://`; strip any SQLAlchemy driver suffix."""
+    parsed = make_url(url).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            sqlalchemy_url(url), pool_size=pool_size, max_overflow=20, pool_pre_ping=True
+        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commit on success, roll back on error, then run after-commit hooks."""
+        async with self.sessionmaker() as db:
+            try:
+                yield db
+                await db.commit()
+            except BaseException:
+                await db.rollback()
+                raise
+            hooks: list[AfterCommit] = db.info.pop("after_commit", [])
+        for hook in hooks:
+            await hook()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def after_commit(db: AsyncSession, hook: AfterCommit) -> None:
+    """Run `hook` once `db` has committed; dropped if it rolls back."""
+    db.info.setdefault("after_commit", []).append(hook)
+
+
+async def raw_connection(db: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under `db`, so jobs can be deferred inside our transaction."""
+    conn = await db.connection()
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    return driver

@@ -1,0 +1,153 @@
+"""Base profiles, After Hours profiles, preferences and account deletion."""
+
+import uuid
+from datetime import date
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from afterhours import clock
+from afterhours.errors import AppError, not_found, validation_error
+from afterhours.profiles.models import AfterHoursProfile, Preferences, Profile
+from afterhours.users import User
+
+MIN_AGE = 18
+DEFAULT_PREFERENCES = {
+    "seeking_genders": ["man", "woman", "nonbinary"],
+    "min_age": 18,
+    "max_age": 99,
+    "max_distance_km": 25,
+}
+
+
+def age_on(birth_date: date, today: date) -> int:
+    before_birthday = (today.month, today.day) < (birth_date.month, birth_date.day)
+    return today.year - birth_date.year - before_birthday
+
+
+def check_birth_date(birth_date: date) -> None:
+    today = clock.now().date()
+    if birth_date > today:
+        raise validation_error("birthDate", "Birth date is in the future")
+    age = age_on(birth_date, today)
+    if age < MIN_AGE:
+        raise validation_error("birthDate", f"You must be at least {MIN_AGE}")
+    if age > 120:
+        raise validation_error("birthDate", "Birth date is not plausible")
+
+
+async def put_profile(
+    db: AsyncSession, *, user_id: uuid.UUID, name: str, birth_date: date, gender: str
+) -> Profile:
+    check_birth_date(birth_date)
+    values = {"name": name, "birth_date": birth_date, "gender": gender}
+    stmt = (
+        insert(Profile)
+        .values(user_id=user_id, **values)
+        .on_conflict_do_update(index_elements=[Profile.user_id], set_=values)
+        .returning(Profile)
+    )
+    return (await db.scalars(stmt, execution_options={"populate_existing": True})).one()
+
+
+async def get_profile(db: AsyncSession, *, user_id: uuid.UUID) -> Profile:
+    profile = await db.get(Profile, user_id)
+    if profile is None:
+        raise not_found("Profile")
+    return profile
+
+
+async def delete_account(db: AsyncSession, *, user_id: uuid.UUID) -> list[str]:
+    """Delete the user (their tables cascade); returns photo keys to remove from storage."""
+    photo_keys = list(
+        await db.scalars(
+            select(AfterHoursProfile.photo_key).where(
+                AfterHoursProfile.user_id == user_id, AfterHoursProfile.photo_key.is_not(None)
+            )
+        )
+    )
+    await db.execute(delete(User).where(User.id == user_id))
+    return [key for key in photo_keys if key]
+
+
+async def put_after_hours_profile(
+    db: AsyncSession, *, user_id: uuid.UUID, description: str
+) -> AfterHoursProfile:
+    await check_base_profile(db, user_id=user_id)
+    stmt = (
+        insert(AfterHoursProfile)
+        .values(user_id=user_id, description=description)
+        .on_conflict_do_update(
+            index_elements=[AfterHoursProfile.user_id],
+            set_={"description": description, "updated_at": clock.now()},
+        )
+        .returning(AfterHoursProfile)
+    )
+    return (await db.scalars(stmt, execution_options={"populate_existing": True})).one()
+
+
+async def set_photo(db: AsyncSession, *, user_id: uuid.UUID, photo_key: str) -> str | None:
+    """Point the profile at a stored photo; returns the key it replaced, for deletion."""
+    await check_base_profile(db, user_id=user_id)
+    previous = await db.scalar(
+        select(AfterHoursProfile.photo_key).where(AfterHoursProfile.user_id == user_id)
+    )
+    await db.execute(
+        insert(AfterHoursProfile)
+        .values(user_id=user_id, description="", photo_key=photo_key)
+        .on_conflict_do_update(
+            index_elements=[AfterHoursProfile.user_id],
+            set_={"photo_key": photo_key, "updated_at": clock.now()},
+        )
+    )
+    return previous
+
+
+async def check_base_profile(db: AsyncSession, *, user_id: uuid.UUID) -> None:
+    if await db.get(Profile, user_id) is None:
+        raise AppError("BASE_PROFILE_REQUIRED", "Create your base profile first")
+
+
+async def get_after_hours_profile(db: AsyncSession, *, user_id: uuid.UUID) -> AfterHoursProfile:
+    profile = await db.get(AfterHoursProfile, user_id)
+    if profile is None:
+        raise not_found("After Hours profile")
+    return profile
+
+
+async def delete_after_hours_profile(db: AsyncSession, *, user_id: uuid.UUID) -> str | None:
+    """Delete the After Hours profile; returns its photo key for deletion from storage."""
+    profile = await get_after_hours_profile(db, user_id=user_id)
+    await db.delete(profile)
+    await db.flush()
+    return profile.photo_key
+
+
+async def put_preferences(
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    seeking_genders: list[str],
+    min_age: int,
+    max_age: int,
+    max_distance_km: int,
+) -> Preferences:
+    values = {
+        "seeking_genders": sorted(set(seeking_genders)),
+        "min_age": min_age,
+        "max_age": max_age,
+        "max_distance_km": max_distance_km,
+    }
+    stmt = (
+        insert(Preferences)
+        .values(user_id=user_id, **values)
+        .on_conflict_do_update(index_elements=[Preferences.user_id], set_=values)
+        .returning(Preferences)
+    )
+    return (await db.scalars(stmt, execution_options={"populate_existing": True})).one()
+
+
+async def get_preferences(db: AsyncSession, *, user_id: uuid.UUID) -> Preferences:
+    preferences = await db.get(Preferences, user_id)
+    return preferences or Preferences(user_id=user_id, **DEFAULT_PREFERENCES)

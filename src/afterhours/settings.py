@@ -1,0 +1,79 @@
+"""One typed settings object, read from the environment and `.env`."""
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AFTERHOURS_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    data_dir: Path = Path("./var")
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url")
+    )
+
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+
+    # Timings; the defaults are the seeds' (seconds unless named otherwise).
+    session_minute_seconds: float = 60.0
+    match_sweep_seconds: float = 30.0
+    match_delay_start_seconds: float = 15.0
+    match_delay_decline_seconds: float = 30.0
+    auto_decline_seconds: float = 300.0
+    worker_poll_seconds: float = 0.5
+    worker_heartbeat_max_age_seconds: float = 30.0
+
+    # Absolute base for links the service hands out (photo URLs); relative paths when unset.
+    public_url: str = ""
+    url_signing_key: str | None = None
+    photo_url_ttl_seconds: int = 3600
+    max_photo_bytes: int = 5 * 1024 * 1024
+    max_json_bytes: int = 64 * 1024
+
+    s3_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("S3_ENDPOINT_URL", "s3_endpoint_url")
+    )
+    s3_bucket: str | None = Field(
+        default=None, validation_alias=AliasChoices("S3_BUCKET", "s3_bucket")
+    )
+    s3_access_key_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("S3_ACCESS_KEY_ID", "s3_access_key_id")
+    )
+    s3_secret_access_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("S3_SECRET_ACCESS_KEY", "s3_secret_access_key"),
+    )
+    s3_region: str = Field(default="auto", validation_alias=AliasChoices("S3_REGION", "s3_region"))
+
+    @property
+    def s3_enabled(self) -> bool:
+        return bool(self.s3_bucket)
+
+
+def persistent_secret(settings: Settings, name: str) -> str:
+    """A random secret generated once into the data dir and shared by every local process."""
+    path = settings.data_dir / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("x") as f:
+                f.write(secrets.token_hex(64))
+            path.chmod(0o600)
+        except FileExistsError:
+            pass  # another process won the race; use its secret
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,120 @@
+"""Tests run the real app on a real port against a real embedded PostgreSQL."""
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pgserver
+import psycopg
+import pytest
+import uvicorn
+
+from afterhours import migrations
+from afterhours.app import create_app
+from afterhours.auth import TokenVerifier
+from afterhours.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET = "test-secret-" + "x" * 64
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Any:
+    """A fresh database for this run on the embedded server (kept apart from `make run`'s)."""
+    server = pgserver.get_server(ROOT / "var" / "test-postgres", cleanup_mode=None)
+    name = f"afterhours_test_{os.getpid()}"
+    admin_url = server.get_uri()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.replace("/postgres?", f"/{name}?")
+    migrations.upgrade(url)
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        jwt_secret=TEST_SECRET,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def running_server(settings: Settings, **app_options: Any) -> AsyncIterator[str]:
+    """Serve create_app(settings) with uvicorn on a free loopback port; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, **app_options), host="127.0.0.1", port=port, log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture(scope="session")
+async def base_url(base_settings: Settings) -> AsyncIterator[str]:
+    async with running_server(base_settings) as url:
+        yield url
+
+
+@pytest.fixture
+async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def verifier(base_settings: Settings) -> TokenVerifier:
+    return TokenVerifier(base_settings)
+
+
+class User:
+    """A test user with a fresh id and the headers that authenticate them."""
+
+    def __init__(self, verifier: TokenVerifier, *, premium: bool, admin: bool = False) -> None:
+        self.id = uuid.uuid4()
+        self.token = verifier.issue(self.id, premium=premium, admin=admin)
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def make_user(verifier: TokenVerifier) -> Callable[..., User]:
+    def make(*, premium: bool = True, admin: bool = False) -> User:
+        return User(verifier, premium=premium, admin=admin)
+
+    return make
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["success"] is False
+    assert body["code"] == code
+    assert isinstance(body["error"], str) and body["error"]
+    return body
