@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import random
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,6 +14,7 @@ import httpx
 import pgserver
 import psycopg
 import pytest
+import socketio
 import uvicorn
 
 from afterhours import migrations
@@ -42,10 +44,15 @@ def database_url() -> Any:
 
 @pytest.fixture(scope="session")
 def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # One session-minute is half a second: a 15-minute session lasts 7.5 s, its warning comes 1 s
+    # before the end. Every test places its users at a random spot on the globe, so tests running
+    # against the one shared worker never see each other's users.
     return Settings(
         database_url=database_url,
         data_dir=tmp_path_factory.mktemp("data"),
         jwt_secret=TEST_SECRET,
+        session_minute_seconds=0.5,
+        worker_poll_seconds=0.1,
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -61,7 +68,10 @@ async def running_server(settings: Settings, **app_options: Any) -> AsyncIterato
     """Serve create_app(settings) with uvicorn on a free loopback port; yields its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, **app_options), host="127.0.0.1", port=port, log_level="warning",
+        create_app(settings, **app_options),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
         lifespan="on",
     )
     server = uvicorn.Server(config)
@@ -79,7 +89,7 @@ async def running_server(settings: Settings, **app_options: Any) -> AsyncIterato
 
 @pytest.fixture(scope="session")
 async def base_url(base_settings: Settings) -> AsyncIterator[str]:
-    async with running_server(base_settings) as url:
+    async with running_server(base_settings, with_worker=True) as url:
         yield url
 
 
@@ -101,6 +111,7 @@ class User:
         self.id = uuid.uuid4()
         self.token = verifier.issue(self.id, premium=premium, admin=admin)
         self.headers = {"Authorization": f"Bearer {self.token}"}
+        self.place: tuple[float, float] | None = None  # where their sessions start
 
 
 @pytest.fixture
@@ -118,3 +129,51 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert body["code"] == code
     assert isinstance(body["error"], str) and body["error"]
     return body
+
+
+class Recorder:
+    """A real Socket.IO client that records every event it receives, in order."""
+
+    def __init__(self) -> None:
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self._arrived = asyncio.Condition()
+
+        @self.client.on("*")
+        async def any_event(event: str, data: Any) -> None:
+            async with self._arrived:
+                self.events.append((event, data))
+                self._arrived.notify_all()
+
+    def named(self, event: str) -> list[Any]:
+        return [data for name, data in self.events if name == event]
+
+    async def wait_for(self, event: str, *, timeout: float = 10.0, count: int = 1) -> Any:
+        """The `count`-th payload of `event`, waiting up to `timeout` seconds for it."""
+        async with self._arrived:
+            await asyncio.wait_for(
+                self._arrived.wait_for(lambda: len(self.named(event)) >= count), timeout
+            )
+        return self.named(event)[count - 1]
+
+
+@pytest.fixture
+async def connect(base_url: str) -> AsyncIterator[Callable[..., Any]]:
+    recorders: list[Recorder] = []
+
+    async def open_socket(user: User, **auth: Any) -> Recorder:
+        recorder = Recorder()
+        await recorder.client.connect(
+            base_url, auth={"token": user.token, **auth}, transports=["websocket"], wait_timeout=5
+        )
+        recorders.append(recorder)
+        return recorder
+
+    yield open_socket
+    for recorder in recorders:
+        await recorder.client.disconnect()
+
+
+def random_place() -> tuple[float, float]:
+    """A spot far from every other test's (1 in ~10^5 chance of two within 100 km)."""
+    return random.uniform(-60, 60), random.uniform(-179, 179)

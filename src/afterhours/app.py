@@ -1,22 +1,27 @@
 """create_app(): FastAPI and Socket.IO in one ASGI app, with the lifespan that owns resources."""
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import socketio
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from afterhours import db as database
-from afterhours import migrations
+from afterhours import jobs, migrations, realtime
 from afterhours.auth import TokenVerifier
 from afterhours.errors import AppError, install_handlers, render
 from afterhours.profiles.routes import router as profiles_router
-from afterhours.settings import Settings, get_settings
+from afterhours.replay.routes import router as replay_router
+from afterhours.sessions.routes import router as sessions_router
+from afterhours.settings import Settings, get_settings, persistent_secret
 from afterhours.storage import PHOTO_ROUTE, LocalStorage, make_storage
 
 log = logging.getLogger("afterhours.app")
@@ -67,16 +72,34 @@ class BodyLimit:
         await render(error)(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> Any:
+def create_app(settings: Settings | None = None, *, with_worker: bool = False) -> Any:
+    """The ASGI app. With `with_worker`, a job worker runs in this process too."""
     settings = settings or get_settings()
+    url = database.libpq_url(settings)
+    jobs.register_tasks()
+    sio = realtime.create_server(settings, url)
+    emitter = realtime.ServerEmitter(sio)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = database.Database(database.libpq_url(settings))
+        db = database.Database(url, emitter=emitter)
         app.state.db = db
+        worker: asyncio.Task[None] | None = None
+        pool = None
+        if with_worker:
+            pool = await jobs.open_job_app(url)
+            rt = jobs.Runtime(settings=settings, db=db, emitter=emitter)
+            worker = asyncio.create_task(jobs.run_worker(rt, name="in-process"))
         try:
             yield
         finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            if pool is not None:
+                await pool.close()
+            await sio.shutdown()
             await db.dispose()
 
     api = FastAPI(
@@ -87,6 +110,10 @@ def create_app(settings: Settings | None = None) -> Any:
         lifespan=lifespan,
     )
     api.state.settings = settings
+    api.state.with_worker = with_worker
+    api.state.location_secret = (
+        settings.location_secret or persistent_secret(settings, "location_secret")
+    ).encode()
     api.state.verifier = TokenVerifier(settings)
     api.state.storage = make_storage(settings)
     install_handlers(api)
@@ -99,6 +126,9 @@ def create_app(settings: Settings | None = None) -> Any:
         return response
 
     api.include_router(profiles_router)
+    api.include_router(sessions_router)
+    api.include_router(replay_router)
+    realtime.install_connect(sio, api.state.verifier, lambda: api.state.db)
 
     @api.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:
@@ -127,7 +157,8 @@ def create_app(settings: Settings | None = None) -> Any:
                 raise AppError("NOT_FOUND", "Photo not found", status=404)
             return FileResponse(path, media_type="image/jpeg")
 
-    return BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
+    http = BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
+    return socketio.ASGIApp(sio, other_asgi_app=http, socketio_path="socket.io")
 
 
 async def readiness_problems(app: FastAPI) -> list[str]:
@@ -139,4 +170,9 @@ async def readiness_problems(app: FastAPI) -> list[str]:
         return ["database unreachable or not migrated"]
     if revision != migrations.head_revision():
         return [f"database at migration {revision}, expected {migrations.head_revision()}"]
+    async with app.state.db.sessionmaker() as db:
+        age = await jobs.last_heartbeat_age(db)
+    max_age = app.state.settings.worker_heartbeat_max_age_seconds
+    if age is None or age > max_age:
+        return ["no job worker seen in the last %d s" % max_age]
     return []

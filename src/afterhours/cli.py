@@ -33,7 +33,7 @@ def serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
 
     url = migrate(settings)
     settings = settings.model_copy(update={"database_url": url})
-    app = create_app(settings)
+    app = create_app(settings, with_worker=with_worker)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
 
 

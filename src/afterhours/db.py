@@ -56,12 +56,15 @@ def psycopg_conninfo(url: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, emitter: Any = None, pool_size: int = 10) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(url), pool_size=pool_size, max_overflow=20, pool_pre_ping=True
         )
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Each session carries the process's event emitter, for realtime.emit's after-commit send.
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={"emitter": emitter}
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("afterhours.errors")
 
@@ -84,6 +85,16 @@ _HTTP_CODES = {
 }
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the path answers to; Starlette's 405 names only the first matching route's."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": ""})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def render(error: AppError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
@@ -98,12 +109,21 @@ def install_handlers(app: FastAPI) -> None:
         return render(from_validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "INTERNAL_ERROR")
         message = {404: "Not found", 405: "Method not allowed"}.get(
             exc.status_code, str(exc.detail)
         )
-        return render(AppError(code, message, status=exc.status_code, headers=exc.headers))
+        headers = dict(exc.headers or {})
+        details = None
+        if exc.status_code == 400:
+            # FastAPI's "error parsing the body" (bad UTF-8, nesting too deep, a 5000-digit
+            # number): a validation failure like any other, so it names the field too.
+            details = [{"field": "body", "message": str(exc.detail)}]
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        error = AppError(code, message, status=exc.status_code, headers=headers, details=details)
+        return render(error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

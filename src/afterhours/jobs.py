@@ -3,17 +3,45 @@
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
 from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from afterhours.db import Database, psycopg_conninfo
+from afterhours.db import Database, psycopg_conninfo, raw_connection
 from afterhours.settings import Settings
 
 log = logging.getLogger("afterhours.jobs")
 
 job_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+
+
+async def defer(
+    db: AsyncSession,
+    task: str,
+    *,
+    at: datetime | None = None,
+    queueing_lock: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Defer `task` inside `db`'s transaction: the job exists if and only if the change commits."""
+    connection = await raw_connection(db)
+    deferrer = job_app.configure_task(
+        task, schedule_at=at, queueing_lock=queueing_lock, connection=connection
+    )
+    if queueing_lock is None:
+        await deferrer.defer_async(**kwargs)
+        return
+    # A job already waiting under this lock does the same work; its conflict must not abort us.
+    try:
+        async with db.begin_nested():
+            await deferrer.defer_async(**kwargs)
+    except AlreadyEnqueued:
+        pass
 
 
 @dataclass
@@ -33,7 +61,10 @@ def runtime(context: procrastinate.JobContext) -> Runtime:
 
 async def open_job_app(url: str) -> AsyncConnectionPool:
     pool: AsyncConnectionPool = AsyncConnectionPool(
-        psycopg_conninfo(url), min_size=1, max_size=10, open=False,
+        psycopg_conninfo(url),
+        min_size=1,
+        max_size=10,
+        open=False,
         kwargs={"autocommit": True},
     )
     await pool.open()
@@ -59,9 +90,10 @@ async def run_standalone_worker(settings: Settings) -> None:
     from afterhours import realtime
 
     assert settings.database_url
-    db = Database(settings.database_url)
-    pool = await open_job_app(settings.database_url)
+    register_tasks()
     emitter = realtime.external_emitter(settings)
+    db = Database(settings.database_url, emitter=emitter)
+    pool = await open_job_app(settings.database_url)
     try:
         await run_worker(Runtime(settings=settings, db=db, emitter=emitter), name="standalone")
     except asyncio.CancelledError:
@@ -69,3 +101,21 @@ async def run_standalone_worker(settings: Settings) -> None:
     finally:
         await pool.close()
         await db.dispose()
+
+
+def register_tasks() -> procrastinate.App:
+    """Add every feature's tasks to the App (once); they are named `<feature>:<verb>`."""
+    if not job_app.tasks:
+        from afterhours.sessions.tasks import blueprint as sessions
+
+        for namespace, blueprint in {"sessions": sessions}.items():
+            job_app.add_tasks_from(blueprint, namespace=namespace)
+    return job_app
+
+
+async def last_heartbeat_age(db: AsyncSession) -> float | None:
+    """Seconds since any worker last reported in, or None if none ever did."""
+    age = await db.scalar(
+        text("SELECT EXTRACT(EPOCH FROM now() - max(last_heartbeat)) FROM procrastinate_workers")
+    )
+    return None if age is None else float(age)

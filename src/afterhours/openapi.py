@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 _DESCRIPTIONS = {
     400: "VALIDATION_ERROR (with details) or a domain code such as BASE_PROFILE_REQUIRED",
@@ -13,6 +13,12 @@ _DESCRIPTIONS = {
     413: "PAYLOAD_TOO_LARGE",
     429: "RATE_LIMITED (see Retry-After)",
 }
+# Without a "default" entry FastAPI documents a 422 the service never sends (it answers 400).
+_DEFAULT = (
+    "Any other failure, same envelope: 400 VALIDATION_ERROR on a bad header, "
+    "405 METHOD_NOT_ALLOWED, 413 PAYLOAD_TOO_LARGE, 429 RATE_LIMITED, "
+    "500 INTERNAL_ERROR (with requestId, never a trace)"
+)
 
 
 class ErrorDetail(BaseModel):
@@ -25,9 +31,12 @@ class ErrorBody(BaseModel):
     error: str
     code: str
     details: list[ErrorDetail] | None = None
+    request_id: str | None = Field(default=None, alias="requestId")
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
+    documented: dict[int | str, dict[str, Any]] = {
         status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses
     }
+    documented["default"] = {"model": ErrorBody, "description": _DEFAULT}
+    return documented

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # Absolute base for links the service hands out (photo URLs); relative paths when unset.
     public_url: str = ""
     url_signing_key: str | None = None
+    # Keys the per-user location fuzz (docs/privacy.md); generated into the data dir when unset.
+    location_secret: str | None = None
     photo_url_ttl_seconds: int = 3600
     max_photo_bytes: int = 5 * 1024 * 1024
     max_json_bytes: int = 64 * 1024

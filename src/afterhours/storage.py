@@ -65,6 +65,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 class S3Storage:
     def __init__(self, settings: Settings) -> None:
         import boto3  # only needed when S3/R2 is configured
+        from botocore.config import Config
 
         self.bucket = settings.s3_bucket
         self.ttl = settings.photo_url_ttl_seconds
@@ -74,6 +75,8 @@ class S3Storage:
             aws_access_key_id=settings.s3_access_key_id,
             aws_secret_access_key=settings.s3_secret_access_key,
             region_name=settings.s3_region if settings.s3_region != "auto" else "us-east-1",
+            # R2 accepts only SigV4; botocore would otherwise presign some URLs with SigV2.
+            config=Config(signature_version="s3v4"),
         )
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:

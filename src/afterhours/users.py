@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -17,6 +17,8 @@ class User(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     banned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last `seq` given to one of this user's events (see realtime.emit).
+    event_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class DeviceFingerprint(Base):
@@ -29,6 +31,7 @@ class DeviceFingerprint(Base):
     last_seen_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    banned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 async def ensure_user(

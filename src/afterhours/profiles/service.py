@@ -3,7 +3,7 @@
 import uuid
 from datetime import date
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,16 +90,21 @@ async def put_after_hours_profile(
 async def set_photo(db: AsyncSession, *, user_id: uuid.UUID, photo_key: str) -> str | None:
     """Point the profile at a stored photo; returns the key it replaced, for deletion."""
     await check_base_profile(db, user_id=user_id)
-    previous = await db.scalar(
-        select(AfterHoursProfile.photo_key).where(AfterHoursProfile.user_id == user_id)
-    )
     await db.execute(
         insert(AfterHoursProfile)
-        .values(user_id=user_id, description="", photo_key=photo_key)
-        .on_conflict_do_update(
-            index_elements=[AfterHoursProfile.user_id],
-            set_={"photo_key": photo_key, "updated_at": clock.now()},
-        )
+        .values(user_id=user_id, description="")
+        .on_conflict_do_nothing(index_elements=[AfterHoursProfile.user_id])
+    )
+    # Locked, so two uploads racing each see the other's key as "previous" and none is orphaned.
+    previous = await db.scalar(
+        select(AfterHoursProfile.photo_key)
+        .where(AfterHoursProfile.user_id == user_id)
+        .with_for_update()
+    )
+    await db.execute(
+        update(AfterHoursProfile)
+        .where(AfterHoursProfile.user_id == user_id)
+        .values(photo_key=photo_key, updated_at=clock.now())
     )
     return previous
 

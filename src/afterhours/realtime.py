@@ -1,0 +1,272 @@
+"""Socket.IO: the server, connect auth and rooms, cross-process fan-out, and the event outbox.
+
+Every server→client event is written to `user_events` with the user's next `seq` inside the
+transaction that caused it, and sent only after that transaction commits. A client that was
+away asks for what it missed (`lastSeq` at connect, or `GET /api/after-hours/events`).
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import psycopg
+import socketio
+from pydantic import BaseModel, ValidationError
+from socketio.async_pubsub_manager import AsyncPubSubManager
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from afterhours.auth import Identity, TokenVerifier
+from afterhours.db import Base, Database, after_commit, psycopg_conninfo
+from afterhours.errors import AppError, ack_error, from_validation_error
+from afterhours.schemas import WireModel
+from afterhours.settings import Settings
+from afterhours.users import User
+
+log = logging.getLogger("afterhours.realtime")
+
+NOTIFY_CHANNEL = "afterhours_socketio"
+NOTIFY_LIMIT_BYTES = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes and more
+REPLAY_LIMIT = 500
+
+
+class UserEvent(Base):
+    __tablename__ = "user_events"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+
+
+class ServerEvent(WireModel):
+    """A server→client event; subclasses name the Socket.IO event they are sent as."""
+
+    name: ClassVar[str]
+
+
+def room(user_id: uuid.UUID | str) -> str:
+    return f"user:{user_id}"
+
+
+class Emitter(Protocol):
+    async def send(self, event: str, data: dict[str, Any], room: str) -> None: ...
+
+
+class ServerEmitter:
+    """Emits through the process's own Socket.IO server (and so through its client manager)."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+
+    async def send(self, event: str, data: dict[str, Any], room: str) -> None:
+        await self.sio.emit(event, data, to=room)
+
+
+class ManagerEmitter:
+    """Emits from a process without sockets (a standalone worker) through a write-only manager."""
+
+    def __init__(self, manager: socketio.AsyncManager) -> None:
+        self.manager = manager
+
+    async def send(self, event: str, data: dict[str, Any], room: str) -> None:
+        await self.manager.emit(event, data, namespace="/", room=room)
+
+
+async def emit(db: AsyncSession, user_id: uuid.UUID, event: ServerEvent) -> int | None:
+    """Record `event` for `user_id` and send it once `db` commits. Returns its seq (None: no user)."""
+    seq = await db.scalar(
+        update(User)
+        .where(User.id == user_id)
+        .values(event_seq=User.event_seq + 1)
+        .returning(User.event_seq)
+    )
+    if seq is None:
+        return None
+    data = event.model_dump(mode="json", by_alias=True)
+    db.add(UserEvent(user_id=user_id, seq=seq, event=event.name, data=data))
+    outbox: list[tuple[str, str, dict[str, Any]]] | None = db.info.get("outbox")
+    if outbox is None:
+        outbox = db.info["outbox"] = []
+        emitter: Emitter | None = db.info.get("emitter")
+        if emitter is not None:
+            after_commit(db, lambda: _send_all(emitter, outbox))
+    outbox.append((room(user_id), event.name, {**data, "seq": seq}))
+    return seq
+
+
+async def _send_all(emitter: Emitter, outbox: list[tuple[str, str, dict[str, Any]]]) -> None:
+    for to, name, data in outbox:
+        try:
+            await emitter.send(name, data, to)
+        except Exception:  # the event is stored; the client catches up by seq
+            log.exception("emit_failed event=%s room=%s", name, to)
+
+
+async def events_after(
+    db: AsyncSession, *, user_id: uuid.UUID, after: int, limit: int
+) -> list[UserEvent]:
+    rows = await db.scalars(
+        select(UserEvent)
+        .where(UserEvent.user_id == user_id, UserEvent.seq > after)
+        .order_by(UserEvent.seq)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+# --- cross-process fan-out on PostgreSQL LISTEN/NOTIFY ---------------------------------------
+
+
+class _CompactJson:
+    """UTF-8 JSON (not \\u escapes) so a 1,000-character message stays under NOTIFY's limit."""
+
+    @staticmethod
+    def dumps(data: Any) -> str:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @staticmethod
+    def loads(data: str | bytes) -> Any:
+        return json.loads(data)
+
+
+class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
+    """A Socket.IO client manager that fans out through PostgreSQL LISTEN/NOTIFY."""
+
+    name = "postgres"
+
+    def __init__(self, url: str, *, channel: str = NOTIFY_CHANNEL, write_only: bool = False):
+        super().__init__(channel=channel, write_only=write_only, json=_CompactJson)
+        self.conninfo = psycopg_conninfo(url)
+        self._publisher: psycopg.AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+
+    async def _publish(self, data: Any) -> None:
+        payload = self.json.dumps(data)
+        if len(payload.encode()) > NOTIFY_LIMIT_BYTES:
+            log.error("notify_payload_too_large bytes=%d", len(payload.encode()))
+            return
+        async with self._lock:
+            for attempt in range(2):
+                try:
+                    if self._publisher is None or self._publisher.closed:
+                        self._publisher = await psycopg.AsyncConnection.connect(
+                            self.conninfo, autocommit=True
+                        )
+                    await self._publisher.execute(
+                        "SELECT pg_notify(%s, %s)", (self.channel, payload)
+                    )
+                    return
+                except psycopg.OperationalError:
+                    self._publisher = None
+                    if attempt:
+                        raise
+
+    async def _listen(self) -> AsyncIterator[str]:
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                ) as conn:
+                    await conn.execute(f'LISTEN "{self.channel}"')
+                    delay = 0.5
+                    async for notify in conn.notifies():
+                        yield notify.payload
+            except psycopg.OperationalError:
+                log.warning("notify_listener_reconnecting delay=%.1f", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+
+def client_manager(settings: Settings, url: str, *, write_only: bool = False) -> Any:
+    if settings.redis_url:
+        return socketio.AsyncRedisManager(settings.redis_url, write_only=write_only)
+    return PostgresManager(url, write_only=write_only)
+
+
+def external_emitter(settings: Settings) -> Emitter:
+    assert settings.database_url
+    return ManagerEmitter(client_manager(settings, settings.database_url, write_only=True))
+
+
+# --- the server and its handlers ---------------------------------------------------------
+
+
+def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
+    return socketio.AsyncServer(
+        async_mode="asgi",
+        client_manager=client_manager(settings, url),
+        cors_allowed_origins="*",
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+def install_connect(
+    sio: socketio.AsyncServer, verifier: TokenVerifier, get_db: Callable[[], Database]
+) -> None:
+    @sio.event
+    async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
+        auth = auth if isinstance(auth, dict) else {}
+        try:
+            identity = verifier.verify(str(auth.get("token") or ""))
+        except AppError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": exc.code, "message": exc.message}
+            ) from exc
+        await sio.save_session(sid, {"identity": identity})
+        await sio.enter_room(sid, room(identity.user_id))
+        last_seq = auth.get("lastSeq")
+        if isinstance(last_seq, int) and not isinstance(last_seq, bool) and last_seq >= 0:
+            # Joined the room first, so nothing falls between replay and live events; the client
+            # drops any seq it has already seen.
+            async with get_db().sessionmaker() as db:
+                missed = await events_after(
+                    db, user_id=identity.user_id, after=last_seq, limit=REPLAY_LIMIT
+                )
+            for row in missed:
+                await sio.emit(row.event, {**row.data, "seq": row.seq}, to=sid)
+
+
+Payload = TypeVar("Payload", bound=BaseModel)
+Handler = Callable[[AsyncSession, Identity, Payload], Awaitable[dict[str, Any]]]
+
+
+def ack_handler(
+    sio: socketio.AsyncServer,
+    get_db: Callable[[], Database],
+    event: str,
+    model: type[Payload],
+    handler: Handler[Payload],
+) -> None:
+    """Register `handler` for a client event: validated payload in, one transaction, an ack out."""
+
+    async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
+        session = await sio.get_session(sid)
+        identity: Identity = session["identity"]
+        try:
+            payload = model.model_validate(data if data is not None else {})
+            async with get_db().transaction() as db:
+                result = await handler(db, identity, payload)
+        except ValidationError as exc:
+            return ack_error(from_validation_error(exc))
+        except AppError as exc:
+            return ack_error(exc)
+        except Exception:
+            log.exception("socket_handler_failed event=%s", event)
+            return {"ok": False, "error": {"code": "INTERNAL_ERROR", "message": "Internal error"}}
+        return {"ok": True, **result}
+
+    sio.on(event, on_event)

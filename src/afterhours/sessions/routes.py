@@ -1,0 +1,75 @@
+from fastapi import APIRouter, Request
+
+from afterhours import clock
+from afterhours.auth import DB, PremiumUser
+from afterhours.openapi import errors
+from afterhours.profiles.schemas import MessageResponse
+from afterhours.sessions import service
+from afterhours.sessions.schemas import (
+    ExtendedSession,
+    ExtendIn,
+    ExtendResponse,
+    SessionStatus,
+    StartedSession,
+    StartIn,
+    StartResponse,
+    StatusResponse,
+)
+
+router = APIRouter(prefix="/api/after-hours/session", tags=["sessions"])
+
+
+@router.post("/start", status_code=201, responses=errors(400, 401, 403, 409))
+async def start(body: StartIn, request: Request, user: PremiumUser, db: DB) -> StartResponse:
+    state = request.app.state
+    session = await service.start_session(
+        db,
+        settings=state.settings,
+        location_secret=state.location_secret,
+        user_id=user.user_id,
+        duration_minutes=body.duration,
+        latitude=body.latitude,
+        longitude=body.longitude,
+        fingerprint_hash=request.state.fingerprint_hash,
+    )
+    return StartResponse(session=StartedSession.model_validate(session, from_attributes=True))
+
+
+@router.post("/end", responses=errors(401, 403, 404))
+async def end(user: PremiumUser, db: DB) -> MessageResponse:
+    await service.end_session(db, user_id=user.user_id)
+    return MessageResponse(message="Session ended")
+
+
+@router.post("/extend", responses=errors(400, 401, 403, 404))
+async def extend(body: ExtendIn, request: Request, user: PremiumUser, db: DB) -> ExtendResponse:
+    session = await service.extend_session(
+        db,
+        settings=request.app.state.settings,
+        user_id=user.user_id,
+        additional_minutes=body.additional_minutes,
+    )
+    return ExtendResponse(
+        session=ExtendedSession(
+            id=session.id,
+            expires_at=session.expires_at,
+            extended_by_minutes=body.additional_minutes,
+        )
+    )
+
+
+@router.get("", responses=errors(401, 403))
+async def status(user: PremiumUser, db: DB) -> StatusResponse:
+    session = await service.active_session(db, user_id=user.user_id)
+    if session is None:
+        return StatusResponse(active=False, session=None)
+    remaining = max(0, int((session.expires_at - clock.now()).total_seconds()))
+    return StatusResponse(
+        active=True,
+        session=SessionStatus(
+            id=session.id,
+            started_at=session.started_at,
+            expires_at=session.expires_at,
+            remaining_seconds=remaining,
+        ),
+    )

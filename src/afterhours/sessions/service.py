@@ -1,0 +1,241 @@
+"""Timed sessions: start, end, extend, expiry and its warning, location privacy checks."""
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from afterhours import clock, geo, jobs, realtime
+from afterhours.errors import AppError
+from afterhours.profiles.models import AfterHoursProfile
+from afterhours.sessions.models import Session
+from afterhours.sessions.schemas import SessionExpired, SessionExpiring
+from afterhours.settings import Settings
+from afterhours.users import DeviceFingerprint, User
+
+log = logging.getLogger("afterhours.sessions")
+
+WARNING_MINUTES = 2
+# Faster than an airliner between two session starts is not a person travelling (docs/privacy.md).
+MAX_TRAVEL_KMH = 1000.0
+TRAVEL_ALLOWANCE_KM = 50.0
+CLOSE_BATCH = 500
+
+SessionHook = Callable[[AsyncSession, Session], Awaitable[None]]
+# Other features react to a session's start or close in the same transaction (matching does).
+on_start: list[SessionHook] = []
+on_close: list[SessionHook] = []
+
+
+def session_minutes(settings: Settings, minutes: float) -> timedelta:
+    return timedelta(seconds=minutes * settings.session_minute_seconds)
+
+
+def session_already_active() -> AppError:
+    return AppError("SESSION_ALREADY_ACTIVE", "A session is already active", status=409)
+
+
+def no_active_session() -> AppError:
+    return AppError("NO_ACTIVE_SESSION", "No active session", status=404)
+
+
+async def active_session(
+    db: AsyncSession, *, user_id: uuid.UUID, for_update: bool = False
+) -> Session | None:
+    stmt = select(Session).where(
+        Session.user_id == user_id, Session.ended_at.is_(None), Session.expires_at > clock.now()
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await db.scalars(stmt)).one_or_none()
+
+
+async def check_may_start(
+    db: AsyncSession, *, user_id: uuid.UUID, fingerprint_hash: str | None
+) -> None:
+    if await db.scalar(select(User.banned_at).where(User.id == user_id)) is not None:
+        raise AppError("USER_BANNED", "This account is banned", status=403)
+    if fingerprint_hash and await db.scalar(
+        select(DeviceFingerprint.user_id)
+        .where(
+            DeviceFingerprint.fingerprint_hash == fingerprint_hash,
+            DeviceFingerprint.banned_at.is_not(None),
+        )
+        .limit(1)
+    ):
+        raise AppError("DEVICE_BANNED", "This device is banned", status=403)
+    if await db.get(AfterHoursProfile, user_id) is None:
+        raise AppError("PROFILE_REQUIRED", "Create your After Hours profile first")
+
+
+async def check_travel(
+    db: AsyncSession, *, user_id: uuid.UUID, to: geo.Point, now: datetime
+) -> None:
+    last = (
+        await db.execute(
+            select(Session.exact_lat, Session.exact_lon, Session.started_at)
+            .where(Session.user_id == user_id)
+            .order_by(Session.started_at.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    if last is None:
+        return
+    distance = geo.haversine_km(geo.Point(last.exact_lat, last.exact_lon), to)
+    hours = max((now - last.started_at).total_seconds(), 1.0) / 3600
+    if distance > TRAVEL_ALLOWANCE_KM + MAX_TRAVEL_KMH * hours:
+        log.info("location_rejected user_id=%s", user_id)
+        raise AppError("LOCATION_REJECTED", "Location is not plausible given your previous session")
+
+
+async def start_session(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    location_secret: bytes,
+    user_id: uuid.UUID,
+    duration_minutes: int,
+    latitude: float,
+    longitude: float,
+    fingerprint_hash: str | None,
+) -> Session:
+    now = clock.now()
+    await check_may_start(db, user_id=user_id, fingerprint_hash=fingerprint_hash)
+    await close_expired(db, Session.user_id == user_id)
+    if await active_session(db, user_id=user_id) is not None:
+        raise session_already_active()
+    exact = geo.Point(latitude, longitude)
+    await check_travel(db, user_id=user_id, to=exact, now=now)
+    fuzzed = geo.fuzz(exact, user_id=user_id, secret=location_secret)
+    expires_at = now + session_minutes(settings, duration_minutes)
+    session = (
+        await db.scalars(
+            insert(Session)
+            .values(
+                user_id=user_id,
+                started_at=now,
+                expires_at=expires_at,
+                duration_minutes=duration_minutes,
+                exact_lat=exact.lat,
+                exact_lon=exact.lon,
+                fuzzed_lat=fuzzed.lat,
+                fuzzed_lon=fuzzed.lon,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[Session.user_id], index_where=Session.ended_at.is_(None)
+            )
+            .returning(Session)
+        )
+    ).one_or_none()
+    if session is None:  # a concurrent start won the race
+        raise session_already_active()
+    await schedule_expiry(db, settings=settings, session=session)
+    for hook in on_start:
+        await hook(db, session)
+    log.info("session_started session_id=%s user_id=%s", session.id, user_id)
+    return session
+
+
+async def schedule_expiry(db: AsyncSession, *, settings: Settings, session: Session) -> None:
+    """Defer the expiry and its warning for the session's current `expires_at`."""
+    expires_at = session.expires_at
+    await jobs.defer(db, "sessions:expire", at=expires_at, session_id=str(session.id))
+    warn_at = expires_at - session_minutes(settings, WARNING_MINUTES)
+    if warn_at > clock.now():
+        await jobs.defer(
+            db,
+            "sessions:warn",
+            at=warn_at,
+            session_id=str(session.id),
+            expires_at=expires_at.isoformat(),
+        )
+
+
+async def end_session(db: AsyncSession, *, user_id: uuid.UUID) -> Session:
+    closed = await close_sessions(
+        db,
+        and_(Session.user_id == user_id, Session.expires_at > clock.now()),
+        reason="ended",
+        ended_at=clock.now(),
+    )
+    if not closed:
+        await close_expired(db, Session.user_id == user_id)
+        raise no_active_session()
+    return closed[0]
+
+
+async def extend_session(
+    db: AsyncSession, *, settings: Settings, user_id: uuid.UUID, additional_minutes: int
+) -> Session:
+    session = await active_session(db, user_id=user_id, for_update=True)
+    if session is None:
+        raise no_active_session()
+    session.expires_at += session_minutes(settings, additional_minutes)
+    await db.flush()
+    # The jobs deferred for the old expires_at find it moved and do nothing: no cancellation.
+    await schedule_expiry(db, settings=settings, session=session)
+    log.info("session_extended session_id=%s minutes=%d", session.id, additional_minutes)
+    return session
+
+
+async def close_sessions(
+    db: AsyncSession,
+    where: ColumnElement[bool],
+    *,
+    reason: str,
+    ended_at: datetime | ColumnElement[datetime],
+) -> list[Session]:
+    """Close the open sessions matching `where` (at most one batch); hooks run for each."""
+    ids = select(Session.id).where(Session.ended_at.is_(None), where).limit(CLOSE_BATCH)
+    closed = list(
+        await db.scalars(
+            update(Session)
+            .where(Session.id.in_(ids.scalar_subquery()), Session.ended_at.is_(None))
+            .values(ended_at=ended_at, end_reason=reason)
+            .returning(Session),
+            execution_options={"populate_existing": True},
+        )
+    )
+    for session in closed:
+        for hook in on_close:
+            await hook(db, session)
+        if reason == "timeout":
+            await realtime.emit(db, session.user_id, SessionExpired(session_id=session.id))
+        log.info("session_closed session_id=%s reason=%s", session.id, reason)
+    return closed
+
+
+async def close_expired(db: AsyncSession, where: ColumnElement[bool] | None = None) -> int:
+    """Close sessions whose time is up (idempotent: already-closed ones are left alone)."""
+    condition = Session.expires_at <= clock.now()
+    if where is not None:
+        condition = and_(condition, where)
+    return len(await close_sessions(db, condition, reason="timeout", ended_at=Session.expires_at))
+
+
+async def warn_expiring(
+    db: AsyncSession, *, settings: Settings, session_id: uuid.UUID, expires_at: datetime
+) -> bool:
+    """Send the 2-minute warning if it is still true and still timely; returns whether sent."""
+    session = await db.get(Session, session_id)
+    if session is None or session.ended_at is not None or session.expires_at != expires_at:
+        return False  # ended, or extended: a later warning job owns the new expiry
+    now = clock.now()
+    warn_at = expires_at - session_minutes(settings, WARNING_MINUTES)
+    # A worker catching up after downtime skips warnings that are no longer "two minutes".
+    too_late = warn_at + min(timedelta(seconds=30), session_minutes(settings, 0.5))
+    if not warn_at - timedelta(seconds=1) <= now <= too_late:
+        return False
+    await realtime.emit(
+        db, session.user_id, SessionExpiring(session_id=session.id, expires_at=session.expires_at)
+    )
+    return True
+
+
+async def end_for_user(db: AsyncSession, *, user_id: uuid.UUID, reason: str) -> None:
+    """Close the user's open session, if any, for `reason` (profile deleted, banned)."""
+    await close_sessions(db, Session.user_id == user_id, reason=reason, ended_at=clock.now())

@@ -1,0 +1,40 @@
+"""Session jobs. Each is idempotent: it reads the row's current state before acting."""
+
+import uuid
+from datetime import datetime
+
+import procrastinate
+
+from afterhours.jobs import runtime
+from afterhours.sessions import service
+
+blueprint = procrastinate.Blueprint()
+
+
+@blueprint.task(name="expire", pass_context=True, retry=3)
+async def expire(context: procrastinate.JobContext, session_id: str) -> None:
+    async with runtime(context).db.transaction() as db:
+        await service.close_expired(db, service.Session.id == uuid.UUID(session_id))
+
+
+@blueprint.task(name="warn", pass_context=True)
+async def warn(context: procrastinate.JobContext, session_id: str, expires_at: str) -> None:
+    rt = runtime(context)
+    async with rt.db.transaction() as db:
+        await service.warn_expiring(
+            db,
+            settings=rt.settings,
+            session_id=uuid.UUID(session_id),
+            expires_at=datetime.fromisoformat(expires_at),
+        )
+
+
+@blueprint.task(name="sweep_expired", pass_context=True, queueing_lock="sessions:sweep_expired")
+async def sweep_expired(context: procrastinate.JobContext) -> None:
+    """Closes what expiry jobs missed (a lost job, a database restored from backup)."""
+    async with runtime(context).db.transaction() as db:
+        while await service.close_expired(db) == service.CLOSE_BATCH:
+            await db.commit()
+
+
+blueprint.periodic(cron="* * * * *", periodic_id="sessions:sweep_expired")(sweep_expired)
