@@ -148,11 +148,11 @@ class Recorder:
     def named(self, event: str) -> list[Any]:
         return [data for name, data in self.events if name == event]
 
-    async def wait_for(self, event: str, *, timeout: float = 10.0, count: int = 1) -> Any:
-        """The `count`-th payload of `event`, waiting up to `timeout` seconds for it."""
+    async def wait_for(self, event: str, *, within: float = 10.0, count: int = 1) -> Any:
+        """The `count`-th payload of `event`, waiting up to `within` seconds for it."""
         async with self._arrived:
             await asyncio.wait_for(
-                self._arrived.wait_for(lambda: len(self.named(event)) >= count), timeout
+                self._arrived.wait_for(lambda: len(self.named(event)) >= count), within
             )
         return self.named(event)[count - 1]
 

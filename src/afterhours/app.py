@@ -174,5 +174,5 @@ async def readiness_problems(app: FastAPI) -> list[str]:
         age = await jobs.last_heartbeat_age(db)
     max_age = app.state.settings.worker_heartbeat_max_age_seconds
     if age is None or age > max_age:
-        return ["no job worker seen in the last %d s" % max_age]
+        return [f"no job worker seen in the last {max_age:g} s"]
     return []

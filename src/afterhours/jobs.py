@@ -65,20 +65,21 @@ async def open_job_app(url: str) -> AsyncConnectionPool:
         min_size=1,
         max_size=10,
         open=False,
-        kwargs={"autocommit": True},
+        check=AsyncConnectionPool.check_connection,
     )
     await pool.open()
     await job_app.open_async(pool)
     return pool
 
 
-async def run_worker(rt: Runtime, *, name: str = "worker") -> None:
+async def run_worker(rt: Runtime, *, name: str = "worker", standalone: bool = False) -> None:
     """Run a worker until cancelled. The poll interval bounds how late a scheduled job runs."""
     await job_app.run_worker_async(
         name=name,
         concurrency=8,
         fetch_job_polling_interval=rt.settings.worker_poll_seconds,
-        install_signal_handlers=False,
+        # Alone, the worker stops cleanly on SIGTERM/SIGINT; inside `serve`, uvicorn owns signals.
+        install_signal_handlers=standalone,
         update_heartbeat_interval=5.0,
         stalled_worker_timeout=30.0,
         additional_context={"runtime": rt},
@@ -95,7 +96,8 @@ async def run_standalone_worker(settings: Settings) -> None:
     db = Database(settings.database_url, emitter=emitter)
     pool = await open_job_app(settings.database_url)
     try:
-        await run_worker(Runtime(settings=settings, db=db, emitter=emitter), name="standalone")
+        rt = Runtime(settings=settings, db=db, emitter=emitter)
+        await run_worker(rt, name="standalone", standalone=True)
     except asyncio.CancelledError:
         pass
     finally:
@@ -105,10 +107,10 @@ async def run_standalone_worker(settings: Settings) -> None:
 
 def register_tasks() -> procrastinate.App:
     """Add every feature's tasks to the App (once); they are named `<feature>:<verb>`."""
-    if not job_app.tasks:
-        from afterhours.sessions.tasks import blueprint as sessions
+    from afterhours.sessions.tasks import blueprint as sessions
 
-        for namespace, blueprint in {"sessions": sessions}.items():
+    for namespace, blueprint in {"sessions": sessions}.items():
+        if not any(name.startswith(f"{namespace}:") for name in job_app.tasks):
             job_app.add_tasks_from(blueprint, namespace=namespace)
     return job_app
 

@@ -85,7 +85,7 @@ class ManagerEmitter:
 
 
 async def emit(db: AsyncSession, user_id: uuid.UUID, event: ServerEvent) -> int | None:
-    """Record `event` for `user_id` and send it once `db` commits. Returns its seq (None: no user)."""
+    """Record `event` for `user_id`, sent once `db` commits; returns its seq (None: no user)."""
     seq = await db.scalar(
         update(User)
         .where(User.id == user_id)
@@ -223,8 +223,9 @@ def install_connect(
         try:
             identity = verifier.verify(str(auth.get("token") or ""))
         except AppError as exc:
+            # Reaches the client's `connect_error` as {message, data: {code}}.
             raise socketio.exceptions.ConnectionRefusedError(
-                {"code": exc.code, "message": exc.message}
+                exc.message, {"code": exc.code}
             ) from exc
         await sio.save_session(sid, {"identity": identity})
         await sio.enter_room(sid, room(identity.user_id))

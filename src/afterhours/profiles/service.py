@@ -9,12 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock
 from afterhours.errors import AppError, not_found, validation_error
-from afterhours.profiles.models import AfterHoursProfile, Preferences, Profile
+from afterhours.profiles.models import GENDERS, AfterHoursProfile, Preferences, Profile
 from afterhours.users import User
 
 MIN_AGE = 18
 DEFAULT_PREFERENCES = {
-    "seeking_genders": ["man", "woman", "nonbinary"],
+    "seeking_genders": list(GENDERS),
     "min_age": 18,
     "max_age": 99,
     "max_distance_km": 25,
@@ -139,7 +139,8 @@ async def put_preferences(
     max_distance_km: int,
 ) -> Preferences:
     values = {
-        "seeking_genders": sorted(set(seeking_genders)),
+        # Each gender once, in the one canonical order the defaults use too.
+        "seeking_genders": [g for g in GENDERS if g in seeking_genders],
         "min_age": min_age,
         "max_age": max_age,
         "max_distance_km": max_distance_km,

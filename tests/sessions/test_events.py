@@ -1,0 +1,112 @@
+"""Expiry warnings and expiries reach every device of the user, on time (±1 s)."""
+
+import asyncio
+import time
+from datetime import datetime
+
+from tests.sessions.conftest import start
+
+TOLERANCE = 1.0
+SESSION_MINUTE = 0.5  # tests/conftest.py base settings
+
+
+def seconds_until(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp() - time.time()
+
+
+async def test_warning_and_expiry_reach_every_device_on_time(client, ready_user, connect) -> None:
+    user = await ready_user()
+    phone, tablet = await connect(user), await connect(user)
+    session = (await start(client, user)).json()["session"]
+    expires_in = seconds_until(session["expiresAt"])
+
+    warning = await phone.wait_for("after_hours:session_expiring", within=expires_in + 2)
+    warned_at = time.time()
+    assert warning["sessionId"] == session["id"]
+    assert warning["minutesRemaining"] == 2
+    assert warning["expiresAt"] == session["expiresAt"] or datetime.fromisoformat(
+        warning["expiresAt"]
+    ) == datetime.fromisoformat(session["expiresAt"])
+    expected_warning = datetime.fromisoformat(session["expiresAt"]).timestamp() - 2 * SESSION_MINUTE
+    assert abs(warned_at - expected_warning) <= TOLERANCE
+
+    expired = await phone.wait_for("after_hours:session_expired", within=5)
+    expired_at = time.time()
+    assert expired == {"sessionId": session["id"], "reason": "timeout", "seq": expired["seq"]}
+    assert abs(expired_at - datetime.fromisoformat(session["expiresAt"]).timestamp()) <= TOLERANCE
+    assert expired["seq"] > warning["seq"]
+
+    await tablet.wait_for("after_hours:session_expired", within=2)
+    assert [e for e, _ in tablet.events] == [e for e, _ in phone.events]
+    assert len(phone.named("after_hours:session_expiring")) == 1
+    assert len(phone.named("after_hours:session_expired")) == 1
+
+
+async def test_extend_moves_both_warning_and_expiry(client, ready_user, connect) -> None:
+    user = await ready_user()
+    phone = await connect(user)
+    await start(client, user)
+    r = await client.post(
+        "/api/after-hours/session/extend", json={"additionalMinutes": 15}, headers=user.headers
+    )
+    new_expiry = datetime.fromisoformat(r.json()["session"]["expiresAt"]).timestamp()
+
+    warning = await phone.wait_for("after_hours:session_expiring", within=20)
+    assert abs(time.time() - (new_expiry - 2 * SESSION_MINUTE)) <= TOLERANCE
+    assert datetime.fromisoformat(warning["expiresAt"]).timestamp() == new_expiry
+    await phone.wait_for("after_hours:session_expired", within=5)
+    assert abs(time.time() - new_expiry) <= TOLERANCE
+    # The jobs deferred for the first expiry found it moved and sent nothing.
+    assert [e for e, _ in phone.events] == [
+        "after_hours:session_expiring",
+        "after_hours:session_expired",
+    ]
+
+
+async def test_ending_early_cancels_warning_and_expiry(client, ready_user, connect) -> None:
+    user = await ready_user()
+    phone = await connect(user)
+    session = (await start(client, user)).json()["session"]
+    r = await client.post("/api/after-hours/session/end", headers=user.headers)
+    assert r.status_code == 200
+    # Absence can only be shown by letting the original times pass (7.5 s here) with margin.
+    await asyncio.sleep(seconds_until(session["expiresAt"]) + TOLERANCE)
+    assert phone.events == []
+
+
+async def test_missed_events_replay_by_seq_at_connect_and_over_rest(
+    client, ready_user, connect
+) -> None:
+    user = await ready_user()
+    live = await connect(user)
+    await start(client, user)
+    await live.wait_for("after_hours:session_expired", within=12)
+    seqs = [data["seq"] for _, data in live.events]
+    assert seqs == sorted(seqs) and len(seqs) == 2
+
+    late = await connect(user, lastSeq=seqs[0])
+    replayed = await late.wait_for("after_hours:session_expired", within=5)
+    assert replayed["seq"] == seqs[1]
+    assert late.named("after_hours:session_expiring") == []
+
+    r = await client.get("/api/after-hours/events", params={"after": 0}, headers=user.headers)
+    events = r.json()["events"]
+    assert [e["seq"] for e in events] == seqs
+    assert [e["event"] for e in events] == [
+        "after_hours:session_expiring",
+        "after_hours:session_expired",
+    ]
+
+
+async def test_socket_with_bad_token_is_refused(base_url) -> None:
+    import socketio
+
+    client = socketio.AsyncClient(reconnection=False)
+    refused: list = []
+    client.on("connect_error", lambda data: refused.append(data))
+    try:
+        await client.connect(base_url, auth={"token": "bad"}, transports=["websocket"])
+    except socketio.exceptions.ConnectionError:
+        pass
+    assert not client.connected
+    assert refused and refused[0]["data"] == {"code": "UNAUTHORIZED"}
