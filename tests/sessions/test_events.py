@@ -4,6 +4,9 @@ import asyncio
 import time
 from datetime import datetime
 
+import pytest
+import socketio
+
 from tests.sessions.conftest import start
 
 TOLERANCE = 1.0
@@ -99,14 +102,10 @@ async def test_missed_events_replay_by_seq_at_connect_and_over_rest(
 
 
 async def test_socket_with_bad_token_is_refused(base_url) -> None:
-    import socketio
-
     client = socketio.AsyncClient(reconnection=False)
     refused: list = []
     client.on("connect_error", lambda data: refused.append(data))
-    try:
+    with pytest.raises(socketio.exceptions.ConnectionError):
         await client.connect(base_url, auth={"token": "bad"}, transports=["websocket"])
-    except socketio.exceptions.ConnectionError:
-        pass
     assert not client.connected
     assert refused and refused[0]["data"] == {"code": "UNAUTHORIZED"}

@@ -1,0 +1,161 @@
+"""A separate `afterhours worker` process: its events reach sockets on the serving process, with
+PostgreSQL LISTEN/NOTIFY or with Redis, and after downtime it catches up on what is overdue."""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pgserver
+import psycopg
+import pytest
+
+from afterhours import migrations
+from afterhours.settings import Settings
+from tests.conftest import ROOT, TEST_SECRET, Recorder, User, free_port, running_server
+from tests.sessions.conftest import BASE_PROFILE, start
+
+SESSION_MINUTE = 0.2  # a 15-minute session lasts 3 s here
+
+
+@pytest.fixture
+def isolated_url() -> Iterator[str]:
+    """A database of its own, so no other test's worker touches these jobs."""
+    admin_url = pgserver.get_server(ROOT / "var" / "test-postgres", cleanup_mode=None).get_uri()
+    name = f"afterhours_workers_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.replace("/postgres?", f"/{name}?")
+    migrations.upgrade(url)
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required in CI (.ci/run installs it)")
+        pytest.skip("redis-server not installed (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def settings_for(url: str, data_dir: Path, redis: str | None = None) -> Settings:
+    return Settings(
+        database_url=url,
+        redis_url=redis,
+        data_dir=data_dir,
+        jwt_secret=TEST_SECRET,
+        session_minute_seconds=SESSION_MINUTE,
+        worker_poll_seconds=0.1,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@asynccontextmanager
+async def worker_process(settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "AFTERHOURS_DATA_DIR": str(settings.data_dir),
+        "AFTERHOURS_JWT_SECRET": TEST_SECRET,
+        "AFTERHOURS_SESSION_MINUTE_SECONDS": str(SESSION_MINUTE),
+        "AFTERHOURS_WORKER_POLL_SECONDS": "0.1",
+    }
+    env.pop("REDIS_URL", None)
+    if settings.redis_url:
+        env["REDIS_URL"] = settings.redis_url
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "afterhours", "worker", env=env, cwd=ROOT
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 15) == 0, "the worker stops cleanly on SIGTERM"
+
+
+async def wait_ready(client: httpx.AsyncClient) -> None:
+    deadline = asyncio.get_running_loop().time() + 20
+    while (await client.get("/ready")).status_code != 200:
+        assert asyncio.get_running_loop().time() < deadline, "worker never became ready"
+        await asyncio.sleep(0.2)
+
+
+async def session_user(client: httpx.AsyncClient, make_user: Callable[..., User]) -> User:
+    user = make_user()
+    await client.put("/api/profile", json=BASE_PROFILE, headers=user.headers)
+    await client.put("/api/after-hours/profile", json={"description": "x"}, headers=user.headers)
+    return user
+
+
+async def socket(base: str, user: User) -> Recorder:
+    recorder = Recorder()
+    await recorder.client.connect(base, auth={"token": user.token}, transports=["websocket"])
+    return recorder
+
+
+@pytest.mark.parametrize("fan_out", ["postgres", "redis"])
+async def test_events_from_a_separate_worker_reach_sockets_on_the_server(
+    fan_out: str, isolated_url: str, tmp_path: Path, make_user, request: pytest.FixtureRequest
+) -> None:
+    redis = request.getfixturevalue("redis_url") if fan_out == "redis" else None
+    settings = settings_for(isolated_url, tmp_path, redis)
+    async with (
+        running_server(settings, with_worker=False) as base,
+        httpx.AsyncClient(base_url=base) as client,
+    ):
+        not_ready = await client.get("/ready")
+        assert not_ready.status_code == 503
+        assert "worker" in not_ready.json()["error"]
+        async with worker_process(settings):
+            await wait_ready(client)
+            user = await session_user(client, make_user)
+            phone = await socket(base, user)
+            session = (await start(client, user)).json()["session"]
+            warning = await phone.wait_for("after_hours:session_expiring", within=10)
+            expired = await phone.wait_for("after_hours:session_expired", within=10)
+            assert warning["sessionId"] == expired["sessionId"] == session["id"]
+            await phone.client.disconnect()
+
+
+async def test_restarted_worker_delivers_overdue_expiry_and_skips_stale_warning(
+    isolated_url: str, tmp_path: Path, make_user
+) -> None:
+    settings = settings_for(isolated_url, tmp_path)
+    async with (
+        running_server(settings, with_worker=False) as base,
+        httpx.AsyncClient(base_url=base) as client,
+    ):
+        user = await session_user(client, make_user)
+        phone = await socket(base, user)
+        session = (await start(client, user)).json()["session"]
+        # No worker is running: the session is over by time alone.
+        deadline = asyncio.get_running_loop().time() + 10
+        while (await client.get("/api/after-hours/session", headers=user.headers)).json()["active"]:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.2)
+        assert phone.events == []
+
+        async with worker_process(settings):
+            expired = await phone.wait_for("after_hours:session_expired", within=20)
+        assert expired["sessionId"] == session["id"]
+        assert phone.named("after_hours:session_expiring") == []
+        await phone.client.disconnect()
