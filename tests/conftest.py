@@ -42,6 +42,20 @@ def database_url() -> Any:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def isolated_url() -> Any:
+    """A database of its own, so no other test's worker touches these jobs."""
+    admin_url = pgserver.get_server(ROOT / "var" / "test-postgres", cleanup_mode=None).get_uri()
+    name = f"afterhours_workers_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.replace("/postgres?", f"/{name}?")
+    migrations.upgrade(url)
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # One session-minute is half a second: a 15-minute session lasts 7.5 s, its warning comes 1 s
@@ -53,6 +67,10 @@ def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -
         jwt_secret=TEST_SECRET,
         session_minute_seconds=0.5,
         worker_poll_seconds=0.1,
+        match_delay_start_seconds=0.2,
+        match_delay_decline_seconds=0.2,
+        match_sweep_seconds=1.0,
+        auto_decline_seconds=4.0,
         _env_file=None,  # type: ignore[call-arg]
     )
 

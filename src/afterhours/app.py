@@ -18,8 +18,10 @@ from afterhours import db as database
 from afterhours import jobs, migrations, realtime
 from afterhours.auth import TokenVerifier
 from afterhours.errors import AppError, install_handlers, render
+from afterhours.matching.routes import router as matching_router
 from afterhours.profiles.routes import router as profiles_router
 from afterhours.replay.routes import router as replay_router
+from afterhours.safety.routes import router as safety_router
 from afterhours.sessions.routes import router as sessions_router
 from afterhours.settings import Settings, get_settings, persistent_secret
 from afterhours.storage import PHOTO_ROUTE, LocalStorage, make_storage
@@ -82,13 +84,13 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = database.Database(url, emitter=emitter)
+        db = database.Database(url, emitter=emitter, settings=settings)
         app.state.db = db
         worker: asyncio.Task[None] | None = None
         pool = None
         if with_worker:
             pool = await jobs.open_job_app(url)
-            rt = jobs.Runtime(settings=settings, db=db, emitter=emitter)
+            rt = jobs.Runtime(settings=settings, db=db, storage=api.state.storage)
             worker = asyncio.create_task(jobs.run_worker(rt, name="in-process"))
         try:
             yield
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
             if pool is not None:
                 await pool.close()
             await sio.shutdown()
+            await realtime.stop_listening(sio)
             await db.dispose()
 
     api = FastAPI(
@@ -127,6 +130,8 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
 
     api.include_router(profiles_router)
     api.include_router(sessions_router)
+    api.include_router(matching_router)
+    api.include_router(safety_router)
     api.include_router(replay_router)
     realtime.install_connect(sio, api.state.verifier, lambda: api.state.db)
 

@@ -56,14 +56,17 @@ def psycopg_conninfo(url: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str, *, emitter: Any = None, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, emitter: Any = None, settings: Any = None, pool_size: int = 10
+    ) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(url), pool_size=pool_size, max_overflow=20, pool_pre_ping=True
         )
-        # Each session carries the process's event emitter, for realtime.emit's after-commit send.
+        # Each unit of work carries its process's settings and event emitter (realtime.emit
+        # sends through it after commit).
         self.sessionmaker = async_sessionmaker(
-            self.engine, expire_on_commit=False, info={"emitter": emitter}
+            self.engine, expire_on_commit=False, info={"emitter": emitter, "settings": settings}
         )
 
     @asynccontextmanager

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours.db import Database, psycopg_conninfo, raw_connection
 from afterhours.settings import Settings
+from afterhours.storage import PhotoStorage, make_storage
 
 log = logging.getLogger("afterhours.jobs")
 
@@ -44,13 +45,22 @@ async def defer(
         pass
 
 
+async def defer_many(
+    db: AsyncSession, task: str, *, at: datetime, kwargs: list[dict[str, Any]]
+) -> None:
+    """Defer one job per kwargs, all at `at`, in one statement inside `db`'s transaction."""
+    connection = await raw_connection(db)
+    deferrer = job_app.configure_task(task, schedule_at=at, connection=connection)
+    await deferrer.batch_defer_async(*kwargs)
+
+
 @dataclass
 class Runtime:
     """What a task needs from the process it runs in; reaches tasks through the job context."""
 
     settings: Settings
     db: Database
-    emitter: Any
+    storage: PhotoStorage
 
 
 def runtime(context: procrastinate.JobContext) -> Runtime:
@@ -74,6 +84,31 @@ async def open_job_app(url: str) -> AsyncConnectionPool:
 
 async def run_worker(rt: Runtime, *, name: str = "worker", standalone: bool = False) -> None:
     """Run a worker until cancelled. The poll interval bounds how late a scheduled job runs."""
+    ticker = asyncio.create_task(tick(rt.settings))
+    try:
+        await _run_worker(rt, name=name, standalone=standalone)
+    finally:
+        ticker.cancel()
+
+
+async def tick(settings: Settings) -> None:
+    """Defer the periodic matching sweep every MATCH_SWEEP seconds (sub-minute, so not cron).
+
+    Every worker ticks; the queueing lock keeps at most one sweep waiting.
+    """
+    while True:
+        await asyncio.sleep(settings.match_sweep_seconds)
+        try:
+            await job_app.configure_task(
+                "matching:sweep", queueing_lock="matching:sweep"
+            ).defer_async()
+        except AlreadyEnqueued:
+            pass
+        except Exception:  # a database blip must not stop the ticking
+            log.exception("sweep_tick_failed")
+
+
+async def _run_worker(rt: Runtime, *, name: str, standalone: bool) -> None:
     await job_app.run_worker_async(
         name=name,
         concurrency=8,
@@ -93,10 +128,10 @@ async def run_standalone_worker(settings: Settings) -> None:
     assert settings.database_url
     register_tasks()
     emitter = realtime.external_emitter(settings)
-    db = Database(settings.database_url, emitter=emitter)
+    db = Database(settings.database_url, emitter=emitter, settings=settings)
     pool = await open_job_app(settings.database_url)
     try:
-        rt = Runtime(settings=settings, db=db, emitter=emitter)
+        rt = Runtime(settings=settings, db=db, storage=make_storage(settings))
         await run_worker(rt, name="standalone", standalone=True)
     except asyncio.CancelledError:
         pass
@@ -107,9 +142,10 @@ async def run_standalone_worker(settings: Settings) -> None:
 
 def register_tasks() -> procrastinate.App:
     """Add every feature's tasks to the App (once); they are named `<feature>:<verb>`."""
+    from afterhours.matching.tasks import blueprint as matching
     from afterhours.sessions.tasks import blueprint as sessions
 
-    for namespace, blueprint in {"sessions": sessions}.items():
+    for namespace, blueprint in {"sessions": sessions, "matching": matching}.items():
         if not any(name.startswith(f"{namespace}:") for name in job_app.tasks):
             job_app.add_tasks_from(blueprint, namespace=namespace)
     return job_app

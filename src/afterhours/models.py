@@ -1,14 +1,20 @@
 """Every table, imported in one place so Alembic sees the whole schema."""
 
 from afterhours.db import Base
+from afterhours.matching.models import Decline, Match, Participant
 from afterhours.profiles.models import AfterHoursProfile, Preferences, Profile
 from afterhours.realtime import UserEvent
+from afterhours.safety.models import Block
 from afterhours.sessions.models import Session
 from afterhours.users import DeviceFingerprint, User
 
 __all__ = [
     "AfterHoursProfile",
     "Base",
+    "Block",
+    "Decline",
+    "Match",
+    "Participant",
     "DeviceFingerprint",
     "Preferences",
     "Profile",

@@ -6,9 +6,11 @@ away asks for what it missed (`lastSeq` at connect, or `GET /api/after-hours/eve
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -17,7 +19,19 @@ import psycopg
 import socketio
 from pydantic import BaseModel, ValidationError
 from socketio.async_pubsub_manager import AsyncPubSubManager
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, func, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    String,
+    Uuid,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -86,24 +100,55 @@ class ManagerEmitter:
 
 async def emit(db: AsyncSession, user_id: uuid.UUID, event: ServerEvent) -> int | None:
     """Record `event` for `user_id`, sent once `db` commits; returns its seq (None: no user)."""
-    seq = await db.scalar(
-        update(User)
-        .where(User.id == user_id)
-        .values(event_seq=User.event_seq + 1)
-        .returning(User.event_seq)
+    return (await emit_many(db, [(user_id, event)]))[0]
+
+
+async def emit_many(
+    db: AsyncSession, events: list[tuple[uuid.UUID, ServerEvent]]
+) -> list[int | None]:
+    """Record each (recipient, event) with the recipient's next seqs, in two statements."""
+    if not events:
+        return []
+    counts = Counter(user_id for user_id, _ in events)
+    ids = sorted(counts)
+    # Lock recipients in one order, so concurrent emitters queue rather than deadlock.
+    await db.execute(select(User.id).where(User.id.in_(ids)).order_by(User.id).with_for_update())
+    counter = select(
+        func.unnest(cast(ids, ARRAY(Uuid))).label("id"),
+        func.unnest(cast([counts[i] for i in ids], ARRAY(BigInteger))).label("n"),
+    ).subquery()
+    last = dict(
+        (
+            await db.execute(
+                update(User)
+                .where(User.id == counter.c.id)
+                .values(event_seq=User.event_seq + counter.c.n)
+                .returning(User.id, User.event_seq)
+            )
+        ).all()
     )
-    if seq is None:
-        return None
-    data = event.model_dump(mode="json", by_alias=True)
-    db.add(UserEvent(user_id=user_id, seq=seq, event=event.name, data=data))
+    next_seq = {user_id: last[user_id] - counts[user_id] + 1 for user_id in last}
+    rows: list[dict[str, Any]] = []
+    seqs: list[int | None] = []
     outbox: list[tuple[str, str, dict[str, Any]]] | None = db.info.get("outbox")
     if outbox is None:
         outbox = db.info["outbox"] = []
         emitter: Emitter | None = db.info.get("emitter")
         if emitter is not None:
             after_commit(db, lambda: _send_all(emitter, outbox))
-    outbox.append((room(user_id), event.name, {**data, "seq": seq}))
-    return seq
+    for user_id, event in events:
+        if user_id not in next_seq:
+            seqs.append(None)  # the user is gone
+            continue
+        seq = next_seq[user_id]
+        next_seq[user_id] += 1
+        data = event.model_dump(mode="json", by_alias=True)
+        rows.append({"user_id": user_id, "seq": seq, "event": event.name, "data": data})
+        outbox.append((room(user_id), event.name, {**data, "seq": seq}))
+        seqs.append(seq)
+    if rows:
+        await db.execute(insert(UserEvent), rows)
+    return seqs
 
 
 async def _send_all(emitter: Emitter, outbox: list[tuple[str, str, dict[str, Any]]]) -> None:
@@ -194,6 +239,15 @@ def client_manager(settings: Settings, url: str, *, write_only: bool = False) ->
     if settings.redis_url:
         return socketio.AsyncRedisManager(settings.redis_url, write_only=write_only)
     return PostgresManager(url, write_only=write_only)
+
+
+async def stop_listening(sio: socketio.AsyncServer) -> None:
+    """Stop the client manager's fan-out listener (it would otherwise outlive the app)."""
+    listener = getattr(sio.manager, "thread", None)
+    if isinstance(listener, asyncio.Task):
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
 
 
 def external_emitter(settings: Settings) -> Emitter:

@@ -23,6 +23,7 @@ from afterhours.profiles.schemas import (
     ProfileOut,
     ProfileResponse,
 )
+from afterhours.sessions import service as sessions
 from afterhours.storage import PhotoStorage
 
 router = APIRouter(prefix="/api")
@@ -76,6 +77,9 @@ async def get_profile(user: CurrentUser, db: DB) -> ProfileResponse:
 
 @router.delete("/account", responses=errors(401))
 async def delete_account(user: CurrentUser, db: DB, storage: Storage) -> MessageResponse:
+    # Closed the normal way first, so an open match ends and the other side is told; the
+    # cascade below would remove the rows without a word.
+    await sessions.end_for_user(db, user_id=user.user_id, reason="account_deleted")
     photo_keys = await service.delete_account(db, user_id=user.user_id)
     await db.commit()
     await asyncio.gather(*(storage.delete(key) for key in photo_keys))
@@ -137,6 +141,7 @@ async def get_after_hours_profile(
 async def delete_after_hours_profile(
     user: PremiumUser, db: DB, storage: Storage
 ) -> MessageResponse:
+    await sessions.end_for_user(db, user_id=user.user_id, reason="profile_deleted")
     photo_key = await service.delete_after_hours_profile(db, user_id=user.user_id)
     await db.commit()
     if photo_key:

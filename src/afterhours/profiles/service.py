@@ -1,6 +1,7 @@
 """Base profiles, After Hours profiles, preferences and account deletion."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import delete, select, update
@@ -157,3 +158,58 @@ async def put_preferences(
 async def get_preferences(db: AsyncSession, *, user_id: uuid.UUID) -> Preferences:
     preferences = await db.get(Preferences, user_id)
     return preferences or Preferences(user_id=user_id, **DEFAULT_PREFERENCES)
+
+
+@dataclass(frozen=True)
+class MatchingFacts:
+    """What matching needs to know of a user: who they are and whom they seek."""
+
+    user_id: uuid.UUID
+    name: str
+    gender: str
+    birth_date: date
+    description: str
+    photo_key: str | None
+    seeking_genders: list[str]
+    min_age: int
+    max_age: int
+    max_distance_km: int
+
+
+async def matching_facts(
+    db: AsyncSession, *, user_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, MatchingFacts]:
+    """Facts of every user in `user_ids` that has both profiles, in one query."""
+    rows = await db.execute(
+        select(
+            Profile.user_id,
+            Profile.name,
+            Profile.gender,
+            Profile.birth_date,
+            AfterHoursProfile.description,
+            AfterHoursProfile.photo_key,
+            Preferences.seeking_genders,
+            Preferences.min_age,
+            Preferences.max_age,
+            Preferences.max_distance_km,
+        )
+        .join(AfterHoursProfile, AfterHoursProfile.user_id == Profile.user_id)
+        .outerjoin(Preferences, Preferences.user_id == Profile.user_id)
+        .where(Profile.user_id.in_(user_ids))
+    )
+    facts = {}
+    for row in rows:
+        prefs = DEFAULT_PREFERENCES if row.seeking_genders is None else row._mapping
+        facts[row.user_id] = MatchingFacts(
+            user_id=row.user_id,
+            name=row.name,
+            gender=row.gender,
+            birth_date=row.birth_date,
+            description=row.description,
+            photo_key=row.photo_key,
+            seeking_genders=list(prefs["seeking_genders"]),
+            min_age=prefs["min_age"],
+            max_age=prefs["max_age"],
+            max_distance_km=prefs["max_distance_km"],
+        )
+    return facts

@@ -17,6 +17,13 @@ class Session(Base):
             unique=True,
             postgresql_where=text("ended_at IS NULL"),
         ),
+        # Matching reads open sessions by area.
+        Index(
+            "ix_after_hours_sessions_open_area",
+            "fuzzed_lat",
+            "fuzzed_lon",
+            postgresql_where=text("ended_at IS NULL"),
+        ),
         Index(
             "ix_after_hours_sessions_open_expiry",
             "expires_at",

@@ -1,6 +1,7 @@
 """Timed sessions: start, end, extend, expiry and its warning, location privacy checks."""
 
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -226,8 +227,8 @@ async def warn_expiring(
         return False  # ended, or extended: a later warning job owns the new expiry
     now = clock.now()
     warn_at = expires_at - session_minutes(settings, WARNING_MINUTES)
-    # A worker catching up after downtime skips warnings that are no longer "two minutes".
-    too_late = warn_at + min(timedelta(seconds=30), session_minutes(settings, 0.5))
+    # A worker catching up after downtime skips a warning once less than a minute would be left.
+    too_late = warn_at + session_minutes(settings, 1)
     if not warn_at - timedelta(seconds=1) <= now <= too_late:
         return False
     await realtime.emit(
@@ -239,3 +240,19 @@ async def warn_expiring(
 async def end_for_user(db: AsyncSession, *, user_id: uuid.UUID, reason: str) -> None:
     """Close the user's open session, if any, for `reason` (profile deleted, banned)."""
     await close_sessions(db, Session.user_id == user_id, reason=reason, ended_at=clock.now())
+
+
+async def matchable_sessions(
+    db: AsyncSession, *, settings: Settings, around: geo.Point | None = None, radius_km: float = 0
+) -> list[Session]:
+    """Open sessions with more than the 2-minute cut-off left, optionally near a point."""
+    cutoff = clock.now() + session_minutes(settings, WARNING_MINUTES)
+    stmt = select(Session).where(Session.ended_at.is_(None), Session.expires_at > cutoff)
+    if around is not None:
+        dlat = radius_km / geo.KM_PER_DEGREE_LAT
+        dlon = radius_km / max(geo.KM_PER_DEGREE_LAT * math.cos(math.radians(around.lat)), 1e-6)
+        stmt = stmt.where(
+            Session.fuzzed_lat.between(around.lat - dlat, around.lat + dlat),
+            Session.fuzzed_lon.between(around.lon - dlon, around.lon + dlon),
+        )
+    return list(await db.scalars(stmt))

@@ -30,7 +30,7 @@ async def warn(context: procrastinate.JobContext, session_id: str, expires_at: s
 
 
 @blueprint.task(name="sweep_expired", pass_context=True, queueing_lock="sessions:sweep_expired")
-async def sweep_expired(context: procrastinate.JobContext) -> None:
+async def sweep_expired(context: procrastinate.JobContext, timestamp: int) -> None:
     """Closes what expiry jobs missed (a lost job, a database restored from backup)."""
     async with runtime(context).db.transaction() as db:
         while await service.close_expired(db) == service.CLOSE_BATCH:

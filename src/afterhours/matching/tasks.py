@@ -1,0 +1,34 @@
+"""Matching jobs. All share the procrastinate lock "matching", so sweeps never overlap; the
+open-match index still guards against any other writer."""
+
+import uuid
+
+import procrastinate
+
+from afterhours.jobs import runtime
+from afterhours.matching import service
+
+blueprint = procrastinate.Blueprint()
+
+
+@blueprint.task(name="sweep", pass_context=True, lock="matching", queueing_lock="matching:sweep")
+async def sweep(context: procrastinate.JobContext) -> None:
+    rt = runtime(context)
+    async with rt.db.transaction() as db:
+        await service.sweep(db, settings=rt.settings, storage=rt.storage)
+
+
+@blueprint.task(name="attempt", pass_context=True, lock="matching")
+async def attempt(context: procrastinate.JobContext, user_id: str) -> None:
+    """A match attempt for one user (after a session start or a close): they go first."""
+    rt = runtime(context)
+    async with rt.db.transaction() as db:
+        await service.sweep(
+            db, settings=rt.settings, storage=rt.storage, focus_user=uuid.UUID(user_id)
+        )
+
+
+@blueprint.task(name="auto_decline", pass_context=True, retry=3)
+async def auto_decline(context: procrastinate.JobContext, match_id: str) -> None:
+    async with runtime(context).db.transaction() as db:
+        await service.auto_decline(db, match_id=uuid.UUID(match_id))

@@ -1,0 +1,246 @@
+"""Mutual matching over real sockets: who is paired, who is not, and what each phone hears."""
+
+import asyncio
+
+import httpx
+
+from afterhours.geo import KM_PER_DEGREE_LAT
+from tests.conftest import assert_error, random_place
+from tests.matching.conftest import go, open_match
+
+MATCH = "after_hours:match"
+NO_MATCHES = "after_hours:no_matches"
+CLOSED = "after_hours:match_closed"
+
+
+def km_north(place: tuple[float, float], km: float) -> tuple[float, float]:
+    return place[0] + km / KM_PER_DEGREE_LAT, place[1]
+
+
+async def test_mutual_match_delivers_each_the_others_card(client, person, connect) -> None:
+    here = random_place()
+    a = await person("man", seeking=["woman"], place=here)
+    b = await person("woman", seeking=["man"], birth_date="1990-05-05", place=km_north(here, 5))
+    sa, sb = await connect(a), await connect(b)
+    await go(client, a)
+    await go(client, b)
+    card_a = await sa.wait_for(MATCH)
+    card_b = await sb.wait_for(MATCH)
+    assert card_a["id"] == card_b["id"]
+    assert card_a["status"] == "pending"
+    assert card_a["profile"]["userId"] == str(b.id)
+    assert card_b["profile"]["userId"] == str(a.id)
+    assert card_b["profile"]["age"] >= 30 and card_a["profile"]["age"] >= 35
+    for card in (card_a, card_b):
+        km = card["profile"]["distanceKm"]
+        assert isinstance(km, int) and 1 <= km <= 9  # 5 km apart, each point fuzzed ≤ ~1.7 km
+        assert set(card) >= {
+            "id",
+            "status",
+            "createdAt",
+            "autoDeclineAt",
+            "acceptedByMe",
+            "acceptedByThem",
+            "savedByMe",
+            "savedByThem",
+            "permanentMatchId",
+            "profile",
+            "seq",
+        }
+        assert card["acceptedByMe"] is card["acceptedByThem"] is False
+    # A reconnecting phone gets the same open match over REST.
+    current = await open_match(client, a)
+    assert current is not None and current["id"] == card_a["id"]
+    assert current["profile"]["name"] == card_a["profile"]["name"]
+
+
+async def expect_no_pair(client: httpx.AsyncClient, connect, a, b) -> None:
+    """Both attempts ran (each heard no_matches) and nobody was paired."""
+    sa, sb = await connect(a), await connect(b)
+    await go(client, a)
+    await sa.wait_for(NO_MATCHES)
+    await go(client, b)
+    await sb.wait_for(NO_MATCHES)
+    assert await open_match(client, a) is None
+    assert await open_match(client, b) is None
+    assert sa.named(MATCH) == [] and sb.named(MATCH) == []
+
+
+async def test_gender_not_sought_is_no_match(client, person, connect) -> None:
+    here = random_place()
+    a = await person("man", seeking=["woman"], place=here)
+    b = await person("man", seeking=["man"], place=here)  # b would, a would not
+    await expect_no_pair(client, connect, a, b)
+
+
+async def test_age_outside_range_is_no_match(client, person, connect) -> None:
+    here = random_place()
+    a = await person(birth_date="1995-01-01", min_age=18, max_age=25, place=here)
+    b = await person(birth_date="1980-01-01", place=here)
+    await expect_no_pair(client, connect, a, b)
+
+
+async def test_beyond_max_distance_is_no_match(client, person, connect) -> None:
+    here = random_place()
+    a = await person(max_km=10, place=here)
+    b = await person(max_km=100, place=km_north(here, 20))
+    await expect_no_pair(client, connect, a, b)
+
+
+async def test_blocked_is_no_match(client, person, connect) -> None:
+    here = random_place()
+    a = await person(place=here)
+    b = await person(place=here)
+    r = await client.post("/api/after-hours/blocks", json={"userId": str(b.id)}, headers=a.headers)
+    assert r.status_code == 201
+    await expect_no_pair(client, connect, b, a)  # the block works both ways
+
+
+async def test_declined_pair_is_not_matched_again(client, person, connect) -> None:
+    here = random_place()
+    a, b = await person(place=here), await person(place=here)
+    sa, sb = await connect(a), await connect(b)
+    await go(client, a)
+    await go(client, b)
+    match = await sa.wait_for(MATCH)
+    r = await client.post(f"/api/after-hours/matches/{match['id']}/decline", headers=b.headers)
+    assert r.status_code == 200 and r.json()["match"]["status"] == "declined"
+    await sa.wait_for(CLOSED)
+    # After the decline both go back to waiting; their next attempts find nobody.
+    await sa.wait_for(NO_MATCHES)
+    await sb.wait_for(NO_MATCHES)
+    for user in (a, b):
+        await client.post("/api/after-hours/session/end", headers=user.headers)
+    await go(client, a)
+    await sa.wait_for(NO_MATCHES, count=2)
+    await go(client, b)
+    await sb.wait_for(NO_MATCHES, count=2)
+    assert len(sa.named(MATCH)) == 1 and await open_match(client, a) is None
+
+
+async def test_user_with_an_open_match_is_not_matched_again(client, person, connect) -> None:
+    here = random_place()
+    a, b, c = [await person(place=here) for _ in range(3)]
+    sa, sc = await connect(a), await connect(c)
+    await go(client, a)
+    await go(client, b)
+    await sa.wait_for(MATCH)
+    await go(client, c)
+    nothing = await sc.wait_for(NO_MATCHES)
+    assert nothing["activeUsersNearby"] == 2
+    assert sc.named(MATCH) == []
+
+
+async def test_third_user_waits_then_is_matched_after_a_decline(client, person, connect) -> None:
+    here = random_place()
+    a, b, c = [await person(place=here) for _ in range(3)]
+    sa, sb, sc = await connect(a), await connect(b), await connect(c)
+    await go(client, a)
+    await go(client, b)
+    first = await sa.wait_for(MATCH)
+    await sb.wait_for(MATCH)
+    await go(client, c)
+    await sc.wait_for(NO_MATCHES)
+    await client.post(f"/api/after-hours/matches/{first['id']}/decline", headers=a.headers)
+    second = await sc.wait_for(MATCH)
+    assert second["profile"]["userId"] in {str(a.id), str(b.id)}
+    assert second["id"] != first["id"]
+
+
+async def test_accepts_open_the_chat(client, person, connect) -> None:
+    here = random_place()
+    a, b = await person(place=here), await person(place=here)
+    sa, sb = await connect(a), await connect(b)
+    await go(client, a)
+    await go(client, b)
+    match_id = (await sa.wait_for(MATCH))["id"]
+    r = await client.post(f"/api/after-hours/matches/{match_id}/accept", headers=a.headers)
+    assert r.status_code == 200
+    assert r.json()["match"]["acceptedByMe"] is True
+    assert r.json()["match"]["status"] == "pending"
+    assert (await sa.wait_for("after_hours:match_accepted")) == {
+        "matchId": match_id,
+        "by": "me",
+        "seq": sa.named("after_hours:match_accepted")[0]["seq"],
+    }
+    assert (await sb.wait_for("after_hours:match_accepted"))["by"] == "them"
+    r = await client.post(f"/api/after-hours/matches/{match_id}/accept", headers=b.headers)
+    assert r.json()["match"]["status"] == "active"
+    assert r.json()["match"]["acceptedByThem"] is True
+    assert (await sa.wait_for("after_hours:chat_open"))["matchId"] == match_id
+    assert (await sb.wait_for("after_hours:chat_open"))["matchId"] == match_id
+    # Accepting again changes nothing and sends nothing.
+    await client.post(f"/api/after-hours/matches/{match_id}/accept", headers=b.headers)
+    r = await client.get(f"/api/after-hours/matches/{match_id}", headers=b.headers)
+    assert r.json()["match"]["status"] == "active"
+    assert len(sb.named("after_hours:match_accepted")) == 2
+
+
+async def test_decline_closes_for_both_and_then_match_is_not_open(client, person, connect) -> None:
+    here = random_place()
+    a, b = await person(place=here), await person(place=here)
+    sa, sb = await connect(a), await connect(b)
+    await go(client, a)
+    await go(client, b)
+    match_id = (await sa.wait_for(MATCH))["id"]
+    await client.post(f"/api/after-hours/matches/{match_id}/decline", headers=a.headers)
+    for s in (sa, sb):
+        closed = await s.wait_for(CLOSED)
+        assert closed["matchId"] == match_id and closed["status"] == "declined"
+    for path in ("accept", "decline"):
+        r = await client.post(f"/api/after-hours/matches/{match_id}/{path}", headers=b.headers)
+        assert_error(r, 409, "MATCH_NOT_OPEN")
+
+
+async def test_pending_match_auto_declines(client, person, connect) -> None:
+    here = random_place()
+    a, b = await person(place=here), await person(place=here)
+    sa, sb = await connect(a), await connect(b)
+    await go(client, a)
+    await go(client, b)
+    match = await sa.wait_for(MATCH)
+    await client.post(f"/api/after-hours/matches/{match['id']}/accept", headers=a.headers)
+    closed = await sb.wait_for(CLOSED, within=10)
+    assert closed == {
+        "matchId": match["id"],
+        "status": "expired",
+        "reason": "timeout",
+        "seq": closed["seq"],
+    }
+    assert (await sa.wait_for(CLOSED))["status"] == "expired"
+    assert await open_match(client, a) is None
+
+
+async def test_session_end_closes_the_match_as_ended(client, person, connect) -> None:
+    here = random_place()
+    a, b = await person(place=here), await person(place=here)
+    sa, sb = await connect(a), await connect(b)
+    await go(client, a)
+    await go(client, b)
+    match_id = (await sa.wait_for(MATCH))["id"]
+    await client.post("/api/after-hours/session/end", headers=b.headers)
+    for s in (sa, sb):
+        closed = await s.wait_for(CLOSED)
+        assert (closed["matchId"], closed["status"]) == (match_id, "ended")
+    r = await client.get(f"/api/after-hours/matches/{match_id}", headers=a.headers)
+    assert r.json()["match"]["status"] == "ended"
+
+
+async def test_others_get_404_for_a_match(client, person, connect, make_user) -> None:
+    here = random_place()
+    a, b = await person(place=here), await person(place=here)
+    sa = await connect(a)
+    await go(client, a)
+    await go(client, b)
+    match_id = (await sa.wait_for(MATCH))["id"]
+    stranger = make_user()
+    for method, path in [
+        ("GET", f"/api/after-hours/matches/{match_id}"),
+        ("POST", f"/api/after-hours/matches/{match_id}/accept"),
+        ("POST", f"/api/after-hours/matches/{match_id}/decline"),
+    ]:
+        r = await client.request(method, path, headers=stranger.headers)
+        assert_error(r, 404, "NOT_FOUND")
+    r = await client.get("/api/after-hours/matches/not-a-uuid", headers=a.headers)
+    assert_error(r, 400, "VALIDATION_ERROR")
+    await asyncio.sleep(0)
