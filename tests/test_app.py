@@ -178,6 +178,30 @@ async def test_every_api_route_documents_its_error_envelope(client: httpx.AsyncC
             assert "400" in responses, (method, path)
 
 
+# What each foundation route can answer besides success (each is exercised in tests/profiles).
+PROFILE_ROUTE_ERRORS = {
+    ("PUT", "/api/profile"): {"400", "401"},
+    ("GET", "/api/profile"): {"401", "404"},
+    ("DELETE", "/api/account"): {"401"},
+    ("PUT", "/api/after-hours/profile"): {"400", "401", "403"},
+    ("GET", "/api/after-hours/profile"): {"401", "403", "404"},
+    ("DELETE", "/api/after-hours/profile"): {"401", "403", "404"},
+    ("PUT", "/api/after-hours/profile/photo"): {"400", "401", "403", "413"},
+    ("GET", "/api/after-hours/preferences"): {"401", "403"},
+    ("PUT", "/api/after-hours/preferences"): {"400", "401", "403"},
+}
+
+
+async def test_profile_routes_document_each_error_they_give(client: httpx.AsyncClient) -> None:
+    documented = {
+        (m, p): set(op["responses"]) for m, p, op in api_operations(await openapi(client))
+    }
+    for route, statuses in PROFILE_ROUTE_ERRORS.items():
+        assert statuses <= documented[route], (route, documented[route])
+    photo = (await openapi(client))["paths"]["/api/after-hours/profile/photo"]["put"]
+    assert set(photo["requestBody"]["content"]) == {"image/jpeg", "image/png", "image/webp"}
+
+
 async def test_documented_routes_answer_401_without_a_token(client: httpx.AsyncClient) -> None:
     for method, path, _ in api_operations(await openapi(client)):
         url = re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000000", path)

@@ -321,6 +321,7 @@ async def test_photo_needs_premium_and_a_token(client: httpx.AsyncClient, make_u
 
 
 @pytest.mark.filterwarnings("ignore:Tag data larger than file:UserWarning")
+@pytest.mark.filterwarnings("ignore:Truncated File Read:UserWarning")
 def test_reencode_never_fails_with_anything_but_a_validation_error() -> None:
     """Damaged files of every accepted type: a clean JPEG or VALIDATION_ERROR, nothing else."""
     seeds = {

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from afterhours import clock
-from tests.conftest import TEST_SECRET, assert_error
+from tests.conftest import TEST_SECRET, assert_error, random_place
 
 ADULT = {"name": "Sam", "birthDate": "1995-04-02", "gender": "woman"}
 DEFAULT_PREFERENCES = {
@@ -465,3 +465,49 @@ async def test_missing_preference_fields_are_each_named(
     r = await client.put("/api/after-hours/preferences", json={}, headers=make_user().headers)
     body = assert_error(r, 400, "VALIDATION_ERROR")
     assert detail_fields(body) == {"seekingGenders", "minAge", "maxAge", "maxDistanceKm"}
+
+
+# --- deletion ends the session ----------------------------------------------------------------
+
+
+async def start_session(client: httpx.AsyncClient, user: Any) -> dict[str, Any]:
+    lat, lon = random_place()
+    r = await client.post(
+        "/api/after-hours/session/start",
+        json={"duration": 60, "latitude": lat, "longitude": lon},
+        headers=user.headers,
+    )
+    assert r.status_code == 201, r.text
+    session: dict[str, Any] = r.json()["session"]
+    return session
+
+
+async def test_deleting_the_after_hours_profile_ends_the_active_session(
+    client: httpx.AsyncClient, make_user
+) -> None:
+    user = make_user()
+    await with_profile(client, user)
+    await client.put("/api/after-hours/profile", json={"description": "x"}, headers=user.headers)
+    await start_session(client, user)
+    r = await client.get("/api/after-hours/session", headers=user.headers)
+    assert r.json()["active"] is True
+
+    r = await client.delete("/api/after-hours/profile", headers=user.headers)
+    assert r.status_code == 200, r.text
+    r = await client.get("/api/after-hours/session", headers=user.headers)
+    assert r.json() == {"success": True, "active": False, "session": None}
+    r = await client.post("/api/after-hours/session/end", headers=user.headers)
+    assert_error(r, 404, "NO_ACTIVE_SESSION")
+
+
+async def test_deleting_the_account_ends_the_active_session(
+    client: httpx.AsyncClient, make_user
+) -> None:
+    user = make_user()
+    await with_profile(client, user)
+    await client.put("/api/after-hours/profile", json={"description": "x"}, headers=user.headers)
+    await start_session(client, user)
+    r = await client.delete("/api/account", headers=user.headers)
+    assert r.status_code == 200, r.text
+    r = await client.get("/api/after-hours/session", headers=user.headers)
+    assert r.json() == {"success": True, "active": False, "session": None}
