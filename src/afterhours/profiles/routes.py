@@ -43,7 +43,7 @@ def profile_out(profile: Profile) -> ProfileOut:
         name=profile.name,
         birth_date=profile.birth_date,
         age=service.age_on(profile.birth_date, clock.now().date()),
-        gender=profile.gender,  # type: ignore[arg-type]
+        gender=profile.gender,
     )
 
 
