@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -23,9 +22,6 @@ from PIL import Image
 ADULT = {"name": "Fuzz", "birthDate": "1990-01-01", "gender": "nonbinary"}
 # Routes this test currently breaks, with why; the test fails as soon as one of them is fixed
 # (so the entry goes) or any other route breaks.
-KNOWN_BUGS = {
-    "GET /api/after-hours/events": "after >= 2**63 overflows bigint (500); needs le=2**63 - 1",
-}
 EXAMPLES_PER_ROUTE = 30
 CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
@@ -398,9 +394,4 @@ async def test_no_documented_route_answers_junk_with_a_500(
         return failures
 
     failures = await asyncio.to_thread(fuzz_all)
-    unknown = [f for f in failures if f.split(":")[0] not in KNOWN_BUGS]
-    assert not unknown, "\n\n".join(unknown)
-    fixed = set(KNOWN_BUGS) - {f.split(":")[0] for f in failures}
-    assert not fixed, f"fixed now, take them out of KNOWN_BUGS: {sorted(fixed)}"
-    if failures:
-        pytest.xfail("known bugs: " + "; ".join(f"{k} ({v})" for k, v in KNOWN_BUGS.items()))
+    assert not failures, "\n\n".join(failures)

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import MetaData
+from sqlalchemy import ARRAY, MetaData, any_, bindparam
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -99,3 +99,8 @@ async def raw_connection(db: AsyncSession) -> psycopg.AsyncConnection[Any]:
     driver = raw.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
     return driver
+
+
+def any_of(column: Any, values: Any, item_type: Any) -> Any:
+    """`column = ANY(:array)`: one array parameter however many values (IN would bind each)."""
+    return column == any_(bindparam(None, list(values), type_=ARRAY(item_type)))

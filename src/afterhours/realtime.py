@@ -20,28 +20,23 @@ import socketio
 from pydantic import BaseModel, ValidationError
 from socketio.async_pubsub_manager import AsyncPubSubManager
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     DateTime,
     ForeignKey,
     String,
-    Uuid,
-    cast,
     func,
-    insert,
     select,
-    update,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from afterhours.auth import Identity, TokenVerifier
-from afterhours.db import Base, Database, after_commit, psycopg_conninfo
+from afterhours.db import Base, Database, after_commit, psycopg_conninfo, raw_connection
 from afterhours.errors import AppError, ack_error, from_validation_error
 from afterhours.schemas import WireModel
 from afterhours.settings import Settings
-from afterhours.users import User
 
 log = logging.getLogger("afterhours.realtime")
 
@@ -111,24 +106,25 @@ async def emit_many(
         return []
     counts = Counter(user_id for user_id, _ in events)
     ids = sorted(counts)
-    # Lock recipients in one order, so concurrent emitters queue rather than deadlock.
-    await db.execute(select(User.id).where(User.id.in_(ids)).order_by(User.id).with_for_update())
-    counter = select(
-        func.unnest(cast(ids, ARRAY(Uuid))).label("id"),
-        func.unnest(cast([counts[i] for i in ids], ARRAY(BigInteger))).label("n"),
-    ).subquery()
+    # Recipients are locked in one order (the CTE), so concurrent emitters queue, not deadlock;
+    # the row lock also keeps each user's seq in commit order.
     last = dict(
         (
             await db.execute(
-                update(User)
-                .where(User.id == counter.c.id)
-                .values(event_seq=User.event_seq + counter.c.n)
-                .returning(User.id, User.event_seq)
+                text(
+                    "WITH locked AS (SELECT id FROM users WHERE id = ANY(:ids) ORDER BY id"
+                    " FOR UPDATE)"
+                    " UPDATE users SET event_seq = users.event_seq + t.n"
+                    " FROM locked, unnest(CAST(:ids AS uuid[]), CAST(:counts AS bigint[]))"
+                    " AS t(id, n) WHERE users.id = locked.id AND users.id = t.id"
+                    " RETURNING users.id, users.event_seq"
+                ),
+                {"ids": ids, "counts": [counts[i] for i in ids]},
             )
         ).all()
     )
     next_seq = {user_id: last[user_id] - counts[user_id] + 1 for user_id in last}
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[uuid.UUID, int, str, str]] = []
     seqs: list[int | None] = []
     outbox: list[tuple[str, str, dict[str, Any]]] | None = db.info.get("outbox")
     if outbox is None:
@@ -143,11 +139,17 @@ async def emit_many(
         seq = next_seq[user_id]
         next_seq[user_id] += 1
         data = event.model_dump(mode="json", by_alias=True)
-        rows.append({"user_id": user_id, "seq": seq, "event": event.name, "data": data})
+        rows.append((user_id, seq, event.name, _CompactJson.dumps(data)))
         outbox.append((room(user_id), event.name, {**data, "seq": seq}))
         seqs.append(seq)
     if rows:
-        await db.execute(insert(UserEvent), rows)
+        # COPY on our own transaction's connection: a sweep writes thousands of events at once.
+        connection = await raw_connection(db)
+        async with connection.cursor().copy(
+            "COPY user_events (user_id, seq, event, data) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                await copy.write_row(row)
     return seqs
 
 

@@ -17,7 +17,10 @@ from scipy.spatial import cKDTree
 from afterhours.geo import EARTH_RADIUS_KM
 
 GENDER_BITS = {"man": 1, "woman": 2, "nonbinary": 4}
-NEIGHBOURS = 32  # first look; users whose 32 nearest are all unusable get a full radius search
+NEIGHBOURS = 16  # the first look: each searcher's nearest people of a suitable class
+# The widest look: in a crowd, a searcher weighs at most this many of the nearest people of each
+# suitable class in one sweep; farther ones wait for the next sweep (bounds a sweep's work).
+MAX_NEIGHBOURS = 256
 
 
 @dataclass
@@ -87,70 +90,90 @@ def compatible(
 def pair(
     w: Waiting, excluded: set[tuple[int, int]], *, first: int | None = None
 ) -> list[tuple[int, int, float]]:
-    """Greedy pairs (i, j, km) in waiting order (`first` goes before everyone).
+    """Greedy pairs (i, j, km): in waiting order (`first` before everyone), each free user takes
+    the nearest free compatible partner. `excluded` holds index pairs (either order) that must
+    not meet: blocks and recent declines.
 
-    `excluded` holds index pairs (either order) that must not meet: blocks, recent declines.
+    Rounds: free users are put in one k-d tree per (gender, sought gender) class, so a user only
+    ever looks at people of a gender they seek who seek theirs; each searcher gets its `k`
+    nearest there; compatibility is vectorised; one linear walk pairs them. A searcher whose
+    whole list was taken searches again next round, with a larger `k` once rounds pay off little.
     """
     n = len(w)
-    if n < 2:
-        return []
+    rank = np.empty(n, dtype=np.int64)
+    order = np.arange(n) if first is None else np.r_[first, np.delete(np.arange(n), first)]
+    rank[order] = np.arange(n)
     xyz = unit_vectors(w.lat, w.lon)
-    tree = cKDTree(xyz)
-    k = min(NEIGHBOURS + 1, n)  # +1: each point is its own nearest
-    reach = km_to_chord(float(w.max_km.max()))
-    chords, idx = tree.query(xyz, k=k, distance_upper_bound=reach)
-    found = idx < n
-    rows = np.repeat(np.arange(n), k).reshape(n, k)
-    safe_idx = np.where(found, idx, 0)
-    km = chord_to_km(np.where(found, chords, 0.0))
-    ok = found & (safe_idx != rows) & compatible(w, rows, safe_idx, km)
-
-    matched = np.zeros(n, dtype=bool)
+    reach = km_to_chord(float(w.max_km.max())) if n else 0.0
+    free = np.ones(n, dtype=bool)
+    searching = np.ones(n, dtype=bool)
     pairs: list[tuple[int, int, float]] = []
-    order = range(n) if first is None else [first, *(i for i in range(n) if i != first)]
-    for i in order:
-        if matched[i]:
-            continue
-        partner = _nearest_free(i, idx[i][ok[i]], km[i][ok[i]], matched, excluded)
-        if partner is None and found[i].all():
-            # All 32 nearest were in the way: widen to everyone in reach (rare: dense crowds).
-            partner = _search_radius(w, tree, xyz, i, matched, excluded)
-        if partner is not None:
-            j, distance = partner
-            matched[i] = matched[j] = True
-            pairs.append((i, j, distance))
+    k = NEIGHBOURS
+    while n >= 2:
+        searchers = np.nonzero(free & searching)[0]
+        if searchers.size == 0:
+            break
+        who, whom, dist, full = _candidates(w, xyz, reach, free, searchers, k)
+        ok = compatible(w, who, whom, dist) & (who != whom)
+        who, whom, dist = who[ok], whom[ok], dist[ok]
+        walk = np.lexsort((dist, rank[who]))
+        made = 0
+        taken = free.tolist()
+        done_with = -1
+        for i, j, km in zip(
+            who[walk].tolist(), whom[walk].tolist(), dist[walk].tolist(), strict=True
+        ):
+            if i == done_with or not taken[i] or not taken[j]:
+                continue
+            if (i, j) in excluded or (j, i) in excluded:
+                continue
+            taken[i] = taken[j] = False
+            done_with = i
+            pairs.append((i, j, km))
+            made += 1
+        free = np.asarray(taken, dtype=bool)
+        # Whoever saw everyone in reach and found no one is done; the rest look again.
+        searching &= full
+        # Another round at this k pays off only while it still pairs many; else look wider,
+        # and once at the widest, leave the stragglers to the next sweep.
+        if made * 10 < searchers.size:
+            if k >= min(n, MAX_NEIGHBOURS):
+                break
+            k *= 4
     return pairs
 
 
-def _nearest_free(
-    i: int,
-    candidates: NDArray[np.int64],
-    km: NDArray[np.float64],
-    matched: NDArray[np.bool_],
-    excluded: set[tuple[int, int]],
-) -> tuple[int, float] | None:
-    for j, distance in zip(candidates.tolist(), km.tolist(), strict=True):
-        if not matched[j] and (i, j) not in excluded and (j, i) not in excluded:
-            return j, distance
-    return None
-
-
-def _search_radius(
+def _candidates(
     w: Waiting,
-    tree: cKDTree,
     xyz: NDArray[np.float64],
-    i: int,
-    matched: NDArray[np.bool_],
-    excluded: set[tuple[int, int]],
-) -> tuple[int, float] | None:
-    near = np.asarray(
-        tree.query_ball_point(xyz[i], r=km_to_chord(float(w.max_km[i]))), dtype=np.int64
-    )
-    near = near[(near != i) & ~matched[near]]
-    if near.size == 0:
-        return None
-    km = chord_to_km(np.linalg.norm(xyz[near] - xyz[i], axis=1))
-    ok = compatible(w, np.full(near.size, i), near, km)
-    near, km = near[ok], km[ok]
-    order = np.argsort(km, kind="stable")
-    return _nearest_free(i, near[order], km[order], matched, excluded)
+    reach: float,
+    free: NDArray[np.bool_],
+    searchers: NDArray[np.int64],
+    k: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.bool_]]:
+    """(searcher, candidate, km) triples from the class trees, and which searchers' lists
+    were cut off at `k` (there may be more people in reach)."""
+    n = len(w)
+    who, whom, dist = [], [], []
+    full = np.zeros(n, dtype=bool)
+    for gender in GENDER_BITS.values():
+        for sought in GENDER_BITS.values():
+            members = np.nonzero(free & (w.gender == gender) & ((w.seeking & sought) != 0))[0]
+            mine = searchers[
+                ((w.seeking[searchers] & gender) != 0) & (w.gender[searchers] == sought)
+            ]
+            if members.size == 0 or mine.size == 0:
+                continue
+            kk = min(k + 1, members.size)  # +1: a searcher may be in its own class tree
+            chords, idx = cKDTree(xyz[members]).query(xyz[mine], k=kk, distance_upper_bound=reach)
+            chords, idx = chords.reshape(mine.size, kk), idx.reshape(mine.size, kk)
+            found = idx < members.size
+            full[mine] |= found.all(axis=1) & (kk < members.size)
+            rows, cols = np.nonzero(found)
+            who.append(mine[rows])
+            whom.append(members[idx[rows, cols]])
+            dist.append(chord_to_km(chords[rows, cols]))
+    if not who:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0), full
+    return np.concatenate(who), np.concatenate(whom), np.concatenate(dist), full

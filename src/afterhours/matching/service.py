@@ -2,14 +2,16 @@
 
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Uuid, and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock, geo, jobs, realtime
+from afterhours.db import any_of
 from afterhours.errors import AppError, not_found
 from afterhours.matching import engine
 from afterhours.matching.models import OPEN_STATUSES, Decline, Match, Participant
@@ -26,6 +28,7 @@ from afterhours.profiles import service as profiles
 from afterhours.safety.models import Block
 from afterhours.sessions import service as sessions
 from afterhours.sessions.models import Session
+from afterhours.sessions.service import Matchable
 from afterhours.settings import Settings
 from afterhours.storage import PhotoStorage
 
@@ -72,7 +75,8 @@ async def sweep(
     busy = set(
         await db.scalars(
             select(Participant.user_id).where(
-                Participant.is_open, Participant.user_id.in_([s.user_id for s in candidates])
+                Participant.is_open,
+                any_of(Participant.user_id, [s.user_id for s in candidates], Uuid),
             )
         )
     )
@@ -130,7 +134,7 @@ async def sweep(
 
 
 def _active_nearby(
-    focus: Session, candidates: list[Session], facts: dict[uuid.UUID, profiles.MatchingFacts]
+    focus: Session, candidates: list[Matchable], facts: dict[uuid.UUID, profiles.MatchingFacts]
 ) -> int:
     """Other people in session (matched or not) within the focus user's distance preference."""
     me = geo.Point(focus.fuzzed_lat, focus.fuzzed_lon)
@@ -143,14 +147,14 @@ def _active_nearby(
     )
 
 
-async def waiting_since(db: AsyncSession, candidates: list[Session]) -> dict[uuid.UUID, datetime]:
+async def waiting_since(db: AsyncSession, candidates: list[Matchable]) -> dict[uuid.UUID, datetime]:
     """Per session: its start, or the close of its last match, whichever is later."""
     last_closed = dict(
         (
             await db.execute(
                 select(Participant.session_id, func.max(Match.closed_at))
                 .join(Match, Match.id == Participant.match_id)
-                .where(Participant.session_id.in_([s.id for s in candidates]))
+                .where(any_of(Participant.session_id, [s.id for s in candidates], Uuid))
                 .group_by(Participant.session_id)
             )
         ).all()
@@ -163,11 +167,14 @@ async def excluded_pairs(
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """Blocks and recent declines touching `user_ids` (either direction applies)."""
     blocks = select(Block.blocker_id, Block.blocked_id).where(
-        or_(Block.blocker_id.in_(user_ids), Block.blocked_id.in_(user_ids))
+        or_(any_of(Block.blocker_id, user_ids, Uuid), any_of(Block.blocked_id, user_ids, Uuid))
     )
     declines = select(Decline.user_id, Decline.declined_user_id).where(
         Decline.created_at > since,
-        or_(Decline.user_id.in_(user_ids), Decline.declined_user_id.in_(user_ids)),
+        or_(
+            any_of(Decline.user_id, user_ids, Uuid),
+            any_of(Decline.declined_user_id, user_ids, Uuid),
+        ),
     )
     return [(a, b) for a, b in (await db.execute(blocks.union_all(declines))).all()]
 
@@ -177,7 +184,7 @@ async def create_matches(
     *,
     settings: Settings,
     storage: PhotoStorage,
-    pairs: list[tuple[Session, Session, float]],
+    pairs: list[tuple[Matchable, Matchable, float]],
     facts: dict[uuid.UUID, profiles.MatchingFacts],
 ) -> int:
     """Insert the pairs as pending matches; a pair a concurrent sweep took first is dropped."""
@@ -185,65 +192,70 @@ async def create_matches(
         return 0
     now = clock.now()
     auto_decline_at = now + timedelta(seconds=settings.auto_decline_seconds)
-    matches = [
-        Match(
-            id=uuid.uuid4(),
+    ids = [uuid.uuid4() for _ in pairs]
+    distances = [geo.display_km(km) for _, _, km in pairs]
+    await db.execute(
+        text(
+            "INSERT INTO after_hours_matches (id, status, created_at, auto_decline_at, distance_km)"
+            " SELECT id, 'pending', :now, :auto_decline_at, km"
+            " FROM unnest(CAST(:ids AS uuid[]), CAST(:km AS smallint[])) AS t(id, km)"
+        ),
+        {"now": now, "auto_decline_at": auto_decline_at, "ids": ids, "km": distances},
+    )
+    taken = sorted(  # one lock order across concurrent sweeps
+        (s.user_id, match_id, s.id)
+        for match_id, (a, b, _) in zip(ids, pairs, strict=True)
+        for s in (a, b)
+    )
+    inserted = list(
+        await db.scalars(
+            text(
+                "INSERT INTO after_hours_match_participants"
+                " (user_id, match_id, session_id, is_open)"
+                " SELECT u, m, s, true FROM unnest("
+                "   CAST(:users AS uuid[]), CAST(:matches AS uuid[]), CAST(:sessions AS uuid[])"
+                " ) AS t(u, m, s)"
+                " ON CONFLICT (user_id) WHERE is_open DO NOTHING RETURNING match_id"
+            ),
+            {
+                "users": [u for u, _, _ in taken],
+                "matches": [m for _, m, _ in taken],
+                "sessions": [s for _, _, s in taken],
+            },
+        )
+    )
+    complete = {match_id for match_id, count in Counter(inserted).items() if count == 2}
+    lost = [match_id for match_id in ids if match_id not in complete]
+    if lost:
+        log.info("match_pairs_lost_to_race count=%d", len(lost))
+        await db.execute(delete(Match).where(any_of(Match.id, lost, Uuid)))
+    events: list[tuple[uuid.UUID, realtime.ServerEvent]] = []
+    for match_id, km, (a, b, _) in zip(ids, distances, pairs, strict=True):
+        if match_id not in complete:
+            continue
+        match = Match(
+            id=match_id,
             status="pending",
             created_at=now,
             auto_decline_at=auto_decline_at,
-            distance_km=geo.display_km(km),
+            distance_km=km,
         )
-        for _, _, km in pairs
-    ]
-    db.add_all(matches)
-    await db.flush()
-    rows = sorted(
-        (
-            {"match_id": m.id, "user_id": s.user_id, "session_id": s.id, "is_open": True}
-            for m, (a, b, _) in zip(matches, pairs, strict=True)
-            for s in (a, b)
-        ),
-        key=lambda r: r["user_id"],  # one lock order across concurrent sweeps
-    )
-    inserted = (
-        (
-            await db.execute(
-                insert(Participant)
-                .values(rows)
-                .on_conflict_do_nothing(
-                    index_elements=[Participant.user_id], index_where=Participant.is_open
-                )
-                .returning(Participant.match_id)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    complete = {match_id for match_id in inserted if inserted.count(match_id) == 2}
-    lost = [m.id for m in matches if m.id not in complete]
-    if lost:
-        log.info("match_pairs_lost_to_race count=%d", len(lost))
-        await db.execute(delete(Match).where(Match.id.in_(lost)))
-    kept = [(m, a, b) for m, (a, b, _) in zip(matches, pairs, strict=True) if m.id in complete]
-    events: list[tuple[uuid.UUID, realtime.ServerEvent]] = []
-    for match, a, b in kept:
         for me, other in ((a, b), (b, a)):
             card = card_of(facts[other.user_id], match, storage)
-            events.append((me.user_id, MatchDelivered(**_match_fields(match, card))))  # type: ignore[arg-type]
-        log.info("match_created match_id=%s", match.id)
+            events.append(
+                (me.user_id, MatchDelivered.model_construct(**_match_fields(match, card)))
+            )
     await realtime.emit_many(db, events)
-    if kept:
-        await jobs.defer_many(
-            db,
-            "matching:auto_decline",
-            at=auto_decline_at,
-            kwargs=[{"match_id": str(m.id)} for m, _, _ in kept],
-        )
-    return len(kept)
+    if complete:
+        # One job closes every match of this sweep still pending at its deadline.
+        await jobs.defer(db, "matching:auto_decline_due", at=auto_decline_at)
+    log.info("matches_created count=%d", len(complete))
+    return len(complete)
 
 
 def card_of(facts: profiles.MatchingFacts, match: Match, storage: PhotoStorage) -> Card:
-    return Card(
+    # Built from our own rows, so unvalidated construction: a sweep makes thousands of cards.
+    return Card.model_construct(
         user_id=facts.user_id,
         name=facts.name,
         age=profiles.age_on(facts.birth_date, clock.now().date()),
@@ -409,13 +421,28 @@ async def close(
     log.info("match_closed match_id=%s status=%s reason=%s", match.id, status, reason)
 
 
-async def auto_decline(db: AsyncSession, *, match_id: uuid.UUID) -> bool:
-    """Close a still-pending match whose time ran out; the ones who did not accept declined."""
-    match = (
-        await db.scalars(select(Match).where(Match.id == match_id).with_for_update())
-    ).one_or_none()
-    if match is None or match.status != "pending" or match.auto_decline_at > clock.now():
-        return False
+AUTO_DECLINE_BATCH = 500
+
+
+async def auto_decline_due(db: AsyncSession, *, limit: int = AUTO_DECLINE_BATCH) -> int:
+    """Close pending matches whose time ran out (a batch); idempotent, safe to run late."""
+    due = list(
+        await db.scalars(
+            select(Match)
+            .where(Match.status == "pending", Match.auto_decline_at <= clock.now())
+            .order_by(Match.auto_decline_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for match in due:
+        await auto_decline(db, match=match)
+    return len(due)
+
+
+async def auto_decline(db: AsyncSession, *, match: Match) -> None:
+    """Close a pending match whose time ran out; whoever had not accepted declined."""
+    match_id = match.id
     waiting_on = list(
         await db.scalars(
             select(Participant.user_id).where(
@@ -424,7 +451,6 @@ async def auto_decline(db: AsyncSession, *, match_id: uuid.UUID) -> bool:
         )
     )
     await close(db, match=match, status="expired", reason="timeout", decliners=waiting_on)
-    return True
 
 
 async def close_open_match_of(

@@ -15,6 +15,7 @@ blueprint = procrastinate.Blueprint()
 async def sweep(context: procrastinate.JobContext) -> None:
     rt = runtime(context)
     async with rt.db.transaction() as db:
+        await service.auto_decline_due(db)  # in case a deadline job was lost
         await service.sweep(db, settings=rt.settings, storage=rt.storage)
 
 
@@ -28,7 +29,8 @@ async def attempt(context: procrastinate.JobContext, user_id: str) -> None:
         )
 
 
-@blueprint.task(name="auto_decline", pass_context=True, retry=3)
-async def auto_decline(context: procrastinate.JobContext, match_id: str) -> None:
+@blueprint.task(name="auto_decline_due", pass_context=True, retry=3)
+async def auto_decline_due(context: procrastinate.JobContext) -> None:
     async with runtime(context).db.transaction() as db:
-        await service.auto_decline(db, match_id=uuid.UUID(match_id))
+        while await service.auto_decline_due(db) == service.AUTO_DECLINE_BATCH:
+            await db.commit()

@@ -1,14 +1,17 @@
 """Base profiles, After Hours profiles, preferences and account deletion."""
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Uuid, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock
+from afterhours.db import any_of
 from afterhours.errors import AppError, not_found, validation_error
 from afterhours.profiles.models import GENDERS, AfterHoursProfile, Preferences, Profile
 from afterhours.users import User
@@ -195,11 +198,13 @@ async def matching_facts(
         )
         .join(AfterHoursProfile, AfterHoursProfile.user_id == Profile.user_id)
         .outerjoin(Preferences, Preferences.user_id == Profile.user_id)
-        .where(Profile.user_id.in_(user_ids))
+        .where(any_of(Profile.user_id, user_ids, Uuid))
     )
     facts = {}
     for row in rows:
-        prefs = DEFAULT_PREFERENCES if row.seeking_genders is None else row._mapping
+        prefs: Mapping[str, Any] = (
+            DEFAULT_PREFERENCES if row.seeking_genders is None else row._mapping
+        )
         facts[row.user_id] = MatchingFacts(
             user_id=row.user_id,
             name=row.name,

@@ -28,7 +28,7 @@ class EventsResponse(Ok):
 async def events(
     user: PremiumUser,
     db: DB,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
 ) -> EventsResponse:
     rows = await realtime.events_after(db, user_id=user.user_id, after=after, limit=limit)

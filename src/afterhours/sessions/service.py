@@ -5,6 +5,7 @@ import math
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -242,12 +243,22 @@ async def end_for_user(db: AsyncSession, *, user_id: uuid.UUID, reason: str) -> 
     await close_sessions(db, Session.user_id == user_id, reason=reason, ended_at=clock.now())
 
 
+class Matchable(NamedTuple):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    fuzzed_lat: float
+    fuzzed_lon: float
+    started_at: datetime
+
+
 async def matchable_sessions(
     db: AsyncSession, *, settings: Settings, around: geo.Point | None = None, radius_km: float = 0
-) -> list[Session]:
+) -> list[Matchable]:
     """Open sessions with more than the 2-minute cut-off left, optionally near a point."""
     cutoff = clock.now() + session_minutes(settings, WARNING_MINUTES)
-    stmt = select(Session).where(Session.ended_at.is_(None), Session.expires_at > cutoff)
+    stmt = select(
+        Session.id, Session.user_id, Session.fuzzed_lat, Session.fuzzed_lon, Session.started_at
+    ).where(Session.ended_at.is_(None), Session.expires_at > cutoff)
     if around is not None:
         dlat = radius_km / geo.KM_PER_DEGREE_LAT
         dlon = radius_km / max(geo.KM_PER_DEGREE_LAT * math.cos(math.radians(around.lat)), 1e-6)
@@ -255,4 +266,4 @@ async def matchable_sessions(
             Session.fuzzed_lat.between(around.lat - dlat, around.lat + dlat),
             Session.fuzzed_lon.between(around.lon - dlon, around.lon + dlon),
         )
-    return list(await db.scalars(stmt))
+    return [Matchable(*row) for row in await db.execute(stmt)]
