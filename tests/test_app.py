@@ -38,6 +38,9 @@ async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) ->
     assert re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-Id"])
     r = await client.get("/health", headers={"X-Request-Id": "edge-1234"})
     assert r.headers["X-Request-Id"] == "edge-1234"
+    # An id that could forge log fields is replaced, not echoed.
+    r = await client.get("/health", headers={"X-Request-Id": "abc def=1 path=/x"})
+    assert re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-Id"])
 
 
 async def test_unknown_route_is_404_not_found(client: httpx.AsyncClient, make_user) -> None:
@@ -80,9 +83,9 @@ async def test_json_that_is_not_an_object_is_400_validation_error(
 async def test_json_body_over_64_kib_is_413(client: httpx.AsyncClient, make_user) -> None:
     user = make_user()
     big = {"name": "x" * (64 * 1024), "birthDate": "1990-01-01", "gender": "man"}
-    assert_error(
-        await client.put("/api/profile", json=big, headers=user.headers), 413, "PAYLOAD_TOO_LARGE"
-    )
+    refused = await client.put("/api/profile", json=big, headers=user.headers)
+    assert_error(refused, 413, "PAYLOAD_TOO_LARGE")
+    assert refused.headers["X-Request-Id"]
 
     # Without a Content-Length (chunked), the limit holds while the body streams in.
     async def chunks() -> AsyncIterator[bytes]:
@@ -250,7 +253,7 @@ async def test_unexpected_error_is_500_internal_error_with_request_id_and_no_tra
     async with serving(app) as url, httpx.AsyncClient(base_url=url) as c:
         r = await c.get("/boom", headers={"X-Request-Id": "req-500-check"})
         body = assert_error(r, 500, "INTERNAL_ERROR")
-        assert body["requestId"] == "req-500-check"
+        assert body["requestId"] == r.headers["X-Request-Id"] == "req-500-check"
         assert "secret" not in r.text and "Traceback" not in r.text
 
         r = await c.get("/boom")

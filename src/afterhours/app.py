@@ -3,8 +3,9 @@
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,6 +13,7 @@ import socketio
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import text
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from afterhours import db as database
@@ -27,6 +29,33 @@ from afterhours.settings import Settings, get_settings, persistent_secret
 from afterhours.storage import PHOTO_ROUTE, LocalStorage, make_storage
 
 log = logging.getLogger("afterhours.app")
+
+
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestId:
+    """Tag every request with an id (the caller's, if it is a safe token) and echo it back on
+    every response, errors and refusals included, so a report can be traced to its log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-Id"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 class BodyLimit:
@@ -121,13 +150,6 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
     api.state.storage = make_storage(settings)
     install_handlers(api)
 
-    @api.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.request_id
-        return response
-
     api.include_router(profiles_router)
     api.include_router(sessions_router)
     api.include_router(matching_router)
@@ -151,8 +173,9 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
     if isinstance(storage, LocalStorage):
 
         @api.get(PHOTO_ROUTE + "/{key:path}", include_in_schema=False)
-        async def photo(key: str, expires: int = 0, signature: str = "") -> FileResponse:
-            if not storage.check(key, expires, signature):
+        async def photo(key: str, expires: str = "", signature: str = "") -> FileResponse:
+            # A malformed link is as dead as an expired one: 404, never a validation error.
+            if not expires.isdigit() or not storage.check(key, int(expires), signature):
                 raise AppError("NOT_FOUND", "Photo not found or link expired", status=404)
             try:
                 path = storage.path(key)
@@ -162,7 +185,9 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
                 raise AppError("NOT_FOUND", "Photo not found", status=404)
             return FileResponse(path, media_type="image/jpeg")
 
-    http = BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
+    http = RequestId(
+        BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
+    )
     return socketio.ASGIApp(sio, other_asgi_app=http, socketio_path="socket.io")
 
 

@@ -392,6 +392,7 @@ async def test_tampered_or_expired_photo_link_is_404(
         with_query(url, signature=flipped),
         with_query(url, signature=None),
         with_query(url, expires=None),
+        with_query(url, expires="abc"),  # malformed is as dead as expired
         with_query(url, expires=expires + 3600),  # a longer life than was signed
         with_query(url, signature=signature.upper()),
         # A valid signature for someone else's photo does not open this one.
