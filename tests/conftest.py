@@ -26,12 +26,17 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-" + "x" * 64
 
 
+def embedded_server_url() -> str:
+    """The embedded server the tests use (kept apart from `make run`'s), started if needed."""
+    (ROOT / "var").mkdir(exist_ok=True)
+    return str(pgserver.get_server(ROOT / "var" / "test-postgres", cleanup_mode=None).get_uri())
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Any:
     """A fresh database for this run on the embedded server (kept apart from `make run`'s)."""
-    server = pgserver.get_server(ROOT / "var" / "test-postgres", cleanup_mode=None)
     name = f"afterhours_test_{os.getpid()}"
-    admin_url = server.get_uri()
+    admin_url = embedded_server_url()
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -45,7 +50,7 @@ def database_url() -> Any:
 @pytest.fixture
 def isolated_url() -> Any:
     """A database of its own, so no other test's worker touches these jobs."""
-    admin_url = pgserver.get_server(ROOT / "var" / "test-postgres", cleanup_mode=None).get_uri()
+    admin_url = embedded_server_url()
     name = f"afterhours_workers_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
