@@ -1,6 +1,7 @@
 """The database: where it is, the engine, and the transaction that owns each unit of work."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -104,3 +105,31 @@ async def raw_connection(db: AsyncSession) -> psycopg.AsyncConnection[Any]:
 def any_of(column: Any, values: Any, item_type: Any) -> Any:
     """`column = ANY(:array)`: one array parameter however many values (IN would bind each)."""
     return column == any_(bindparam(None, list(values), type_=ARRAY(item_type)))
+
+
+async def fetch_all(db: AsyncSession, stmt: Any) -> list[tuple[Any, ...]]:
+    """Run a Core SELECT on `db`'s connection and return plain tuples.
+
+    For bulk reads (a sweep loads tens of thousands of rows): psycopg's own row loading is
+    several times faster than SQLAlchemy's result processing, and the statement stays a typed
+    SQLAlchemy expression.
+    """
+    compiled = stmt.compile(dialect=db.get_bind().dialect)
+    return await execute_bulk(db, _binary_placeholders(str(compiled)), compiled.params)
+
+
+def _binary_placeholders(sql: str) -> str:
+    """`%(name)s` → `%(name)b`: binary parameters (a list of 10,000 UUIDs dumps ~5x faster)."""
+    return re.sub(r"%\((\w+)\)s", r"%(\1)b", sql)
+
+
+async def execute_bulk(
+    db: AsyncSession, sql: str, params: Mapping[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
+    """Run SQL (psycopg placeholders; `%(name)b` for big arrays) on `db`'s connection,
+    inside its transaction; returns the rows, if any. For statements over thousands of rows,
+    where SQLAlchemy's per-value processing costs more than the database's work."""
+    await db.flush()  # what the ORM holds must be in the database before we bypass it
+    connection = await raw_connection(db)
+    cursor = await connection.execute(sql, params, binary=True)  # type: ignore[arg-type]
+    return await cursor.fetchall() if cursor.description else []

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import psycopg
 import socketio
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 from socketio.async_pubsub_manager import AsyncPubSubManager
 from sqlalchemy import (
     BigInteger,
@@ -26,14 +27,20 @@ from sqlalchemy import (
     String,
     func,
     select,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from afterhours.auth import Identity, TokenVerifier
-from afterhours.db import Base, Database, after_commit, psycopg_conninfo, raw_connection
+from afterhours.db import (
+    Base,
+    Database,
+    after_commit,
+    execute_bulk,
+    psycopg_conninfo,
+    raw_connection,
+)
 from afterhours.errors import AppError, ack_error, from_validation_error
 from afterhours.schemas import WireModel
 from afterhours.settings import Settings
@@ -102,26 +109,33 @@ async def emit_many(
     db: AsyncSession, events: list[tuple[uuid.UUID, ServerEvent]]
 ) -> list[int | None]:
     """Record each (recipient, event) with the recipient's next seqs, in two statements."""
+    return await emit_payloads(
+        db,
+        [(user_id, e.name, e.model_dump(mode="json", by_alias=True)) for user_id, e in events],
+    )
+
+
+async def emit_payloads(
+    db: AsyncSession, events: list[tuple[uuid.UUID, str, dict[str, Any]]]
+) -> list[int | None]:
+    """emit_many for payloads already in wire form (a sweep's thousands of match cards, built
+    without a model each; tests hold them to their event model)."""
     if not events:
         return []
-    counts = Counter(user_id for user_id, _ in events)
+    counts = Counter(user_id for user_id, _, _ in events)
     ids = sorted(counts)
     # Recipients are locked in one order (the CTE), so concurrent emitters queue, not deadlock;
     # the row lock also keeps each user's seq in commit order.
     last = dict(
-        (
-            await db.execute(
-                text(
-                    "WITH locked AS (SELECT id FROM users WHERE id = ANY(:ids) ORDER BY id"
-                    " FOR UPDATE)"
-                    " UPDATE users SET event_seq = users.event_seq + t.n"
-                    " FROM locked, unnest(CAST(:ids AS uuid[]), CAST(:counts AS bigint[]))"
-                    " AS t(id, n) WHERE users.id = locked.id AND users.id = t.id"
-                    " RETURNING users.id, users.event_seq"
-                ),
-                {"ids": ids, "counts": [counts[i] for i in ids]},
-            )
-        ).all()
+        await execute_bulk(
+            db,
+            "WITH locked AS (SELECT id FROM users WHERE id = ANY(%(ids)b) ORDER BY id FOR UPDATE)"
+            " UPDATE users SET event_seq = users.event_seq + t.n"
+            " FROM locked, unnest(%(ids)b::uuid[], %(counts)b::bigint[]) AS t(id, n)"
+            " WHERE users.id = locked.id AND users.id = t.id"
+            " RETURNING users.id, users.event_seq",
+            {"ids": ids, "counts": [counts[i] for i in ids]},
+        )
     )
     next_seq = {user_id: last[user_id] - counts[user_id] + 1 for user_id in last}
     rows: list[tuple[uuid.UUID, int, str, str]] = []
@@ -132,15 +146,14 @@ async def emit_many(
         emitter: Emitter | None = db.info.get("emitter")
         if emitter is not None:
             after_commit(db, lambda: _send_all(emitter, outbox))
-    for user_id, event in events:
+    for user_id, name, data in events:
         if user_id not in next_seq:
             seqs.append(None)  # the user is gone
             continue
         seq = next_seq[user_id]
         next_seq[user_id] += 1
-        data = event.model_dump(mode="json", by_alias=True)
-        rows.append((user_id, seq, event.name, _CompactJson.dumps(data)))
-        outbox.append((room(user_id), event.name, {**data, "seq": seq}))
+        rows.append((user_id, seq, name, to_json(data).decode()))
+        outbox.append((room(user_id), name, {**data, "seq": seq}))
         seqs.append(seq)
     if rows:
         # COPY on our own transaction's connection: a sweep writes thousands of events at once.

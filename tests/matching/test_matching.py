@@ -5,6 +5,7 @@ import asyncio
 import httpx
 
 from afterhours.geo import KM_PER_DEGREE_LAT
+from afterhours.matching.schemas import MatchDelivered
 from tests.conftest import assert_error, random_place
 from tests.matching.conftest import go, open_match
 
@@ -32,6 +33,9 @@ async def test_mutual_match_delivers_each_the_others_card(client, person, connec
     assert card_b["profile"]["userId"] == str(a.id)
     assert card_b["profile"]["age"] >= 30 and card_a["profile"]["age"] >= 35
     for card in (card_a, card_b):
+        # The sweep writes the wire form by hand; it must be exactly the event model's.
+        wire = {k: v for k, v in card.items() if k != "seq"}
+        assert MatchDelivered.model_validate(wire).model_dump(mode="json", by_alias=True) == wire
         km = card["profile"]["distanceKm"]
         assert isinstance(km, int) and 1 <= km <= 9  # 5 km apart, each point fuzzed ≤ ~1.7 km
         assert set(card) >= {

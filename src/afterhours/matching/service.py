@@ -5,13 +5,14 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Uuid, and_, delete, func, or_, select, text, update
+from sqlalchemy import ARRAY, Uuid, and_, any_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock, geo, jobs, realtime
-from afterhours.db import any_of
+from afterhours.db import any_of, execute_bulk, fetch_all
 from afterhours.errors import AppError, not_found
 from afterhours.matching import engine
 from afterhours.matching.models import OPEN_STATUSES, Decline, Match, Participant
@@ -72,20 +73,22 @@ async def sweep(
     candidates = await sessions.matchable_sessions(
         db, settings=settings, around=around, radius_km=MAX_DISTANCE_KM
     )
-    busy = set(
-        await db.scalars(
+    busy = {
+        user_id
+        for (user_id,) in await fetch_all(
+            db,
             select(Participant.user_id).where(
                 Participant.is_open,
                 any_of(Participant.user_id, [s.user_id for s in candidates], Uuid),
-            )
+            ),
         )
-    )
+    }
     in_area = candidates
     candidates = [s for s in candidates if s.user_id not in busy]
     facts = await profiles.matching_facts(db, user_ids=[s.user_id for s in candidates])
     candidates = [s for s in candidates if s.user_id in facts]
     waited = await waiting_since(db, candidates)
-    candidates.sort(key=lambda s: (waited[s.id], s.user_id))
+    candidates.sort(key=lambda s: (waited[s.id], s.user_id.int))
     today = now.date()
     waiting = engine.Waiting.from_rows(
         [
@@ -150,14 +153,13 @@ def _active_nearby(
 async def waiting_since(db: AsyncSession, candidates: list[Matchable]) -> dict[uuid.UUID, datetime]:
     """Per session: its start, or the close of its last match, whichever is later."""
     last_closed = dict(
-        (
-            await db.execute(
-                select(Participant.session_id, func.max(Match.closed_at))
-                .join(Match, Match.id == Participant.match_id)
-                .where(any_of(Participant.session_id, [s.id for s in candidates], Uuid))
-                .group_by(Participant.session_id)
-            )
-        ).all()
+        await fetch_all(
+            db,
+            select(Participant.session_id, func.max(Match.closed_at))
+            .join(Match, Match.id == Participant.match_id)
+            .where(any_of(Participant.session_id, [s.id for s in candidates], Uuid))
+            .group_by(Participant.session_id),
+        )
     )
     return {s.id: max(s.started_at, last_closed.get(s.id) or s.started_at) for s in candidates}
 
@@ -166,17 +168,15 @@ async def excluded_pairs(
     db: AsyncSession, user_ids: list[uuid.UUID], *, since: datetime
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """Blocks and recent declines touching `user_ids` (either direction applies)."""
+    ids = bindparam("ids", user_ids, type_=ARRAY(Uuid))  # one array parameter, used 4 times
     blocks = select(Block.blocker_id, Block.blocked_id).where(
-        or_(any_of(Block.blocker_id, user_ids, Uuid), any_of(Block.blocked_id, user_ids, Uuid))
+        or_(Block.blocker_id == any_(ids), Block.blocked_id == any_(ids))
     )
     declines = select(Decline.user_id, Decline.declined_user_id).where(
         Decline.created_at > since,
-        or_(
-            any_of(Decline.user_id, user_ids, Uuid),
-            any_of(Decline.declined_user_id, user_ids, Uuid),
-        ),
+        or_(Decline.user_id == any_(ids), Decline.declined_user_id == any_(ids)),
     )
-    return [(a, b) for a, b in (await db.execute(blocks.union_all(declines))).all()]
+    return [(a, b) for a, b in await fetch_all(db, blocks.union_all(declines))]
 
 
 async def create_matches(
@@ -194,58 +194,71 @@ async def create_matches(
     auto_decline_at = now + timedelta(seconds=settings.auto_decline_seconds)
     ids = [uuid.uuid4() for _ in pairs]
     distances = [geo.display_km(km) for _, _, km in pairs]
-    await db.execute(
-        text(
-            "INSERT INTO after_hours_matches (id, status, created_at, auto_decline_at, distance_km)"
-            " SELECT id, 'pending', :now, :auto_decline_at, km"
-            " FROM unnest(CAST(:ids AS uuid[]), CAST(:km AS smallint[])) AS t(id, km)"
-        ),
+    await execute_bulk(
+        db,
+        "INSERT INTO after_hours_matches (id, status, created_at, auto_decline_at, distance_km)"
+        " SELECT id, 'pending', %(now)b, %(auto_decline_at)b, km"
+        " FROM unnest(%(ids)b::uuid[], %(km)b::smallint[]) AS t(id, km)",
         {"now": now, "auto_decline_at": auto_decline_at, "ids": ids, "km": distances},
     )
     taken = sorted(  # one lock order across concurrent sweeps
-        (s.user_id, match_id, s.id)
-        for match_id, (a, b, _) in zip(ids, pairs, strict=True)
-        for s in (a, b)
+        (
+            (s.user_id, match_id, s.id)
+            for match_id, (a, b, _) in zip(ids, pairs, strict=True)
+            for s in (a, b)
+        ),
+        key=lambda row: row[0].int,
     )
-    inserted = list(
-        await db.scalars(
-            text(
-                "INSERT INTO after_hours_match_participants"
-                " (user_id, match_id, session_id, is_open)"
-                " SELECT u, m, s, true FROM unnest("
-                "   CAST(:users AS uuid[]), CAST(:matches AS uuid[]), CAST(:sessions AS uuid[])"
-                " ) AS t(u, m, s)"
-                " ON CONFLICT (user_id) WHERE is_open DO NOTHING RETURNING match_id"
-            ),
+    inserted = [
+        match_id
+        for (match_id,) in await execute_bulk(
+            db,
+            "INSERT INTO after_hours_match_participants (user_id, match_id, session_id, is_open)"
+            " SELECT u, m, s, true"
+            " FROM unnest(%(users)b::uuid[], %(matches)b::uuid[], %(sessions)b::uuid[])"
+            " AS t(u, m, s)"
+            " ON CONFLICT (user_id) WHERE is_open DO NOTHING RETURNING match_id",
             {
                 "users": [u for u, _, _ in taken],
                 "matches": [m for _, m, _ in taken],
                 "sessions": [s for _, _, s in taken],
             },
         )
-    )
+    ]
     complete = {match_id for match_id, count in Counter(inserted).items() if count == 2}
     lost = [match_id for match_id in ids if match_id not in complete]
     if lost:
         log.info("match_pairs_lost_to_race count=%d", len(lost))
         await db.execute(delete(Match).where(any_of(Match.id, lost, Uuid)))
-    events: list[tuple[uuid.UUID, realtime.ServerEvent]] = []
+    events: list[tuple[uuid.UUID, str, dict[str, Any]]] = []
+    created_at, deadline, today = now.isoformat(), auto_decline_at.isoformat(), now.date()
     for match_id, km, (a, b, _) in zip(ids, distances, pairs, strict=True):
         if match_id not in complete:
             continue
-        match = Match(
-            id=match_id,
-            status="pending",
-            created_at=now,
-            auto_decline_at=auto_decline_at,
-            distance_km=km,
-        )
         for me, other in ((a, b), (b, a)):
-            card = card_of(facts[other.user_id], match, storage)
-            events.append(
-                (me.user_id, MatchDelivered.model_construct(**_match_fields(match, card)))
-            )
-    await realtime.emit_many(db, events)
+            them = facts[other.user_id]
+            # The wire form of MatchDelivered, written out: a sweep makes thousands of these.
+            payload = {
+                "id": str(match_id),
+                "status": "pending",
+                "createdAt": created_at,
+                "autoDeclineAt": deadline,
+                "acceptedByMe": False,
+                "acceptedByThem": False,
+                "savedByMe": False,
+                "savedByThem": False,
+                "permanentMatchId": None,
+                "profile": {
+                    "userId": str(them.user_id),
+                    "name": them.name,
+                    "age": profiles.age_on(them.birth_date, today),
+                    "photoUrl": storage.url(them.photo_key) if them.photo_key else None,
+                    "description": them.description,
+                    "distanceKm": km,
+                },
+            }
+            events.append((me.user_id, MatchDelivered.name, payload))
+    await realtime.emit_payloads(db, events)
     if complete:
         # One job closes every match of this sweep still pending at its deadline.
         await jobs.defer(db, "matching:auto_decline_due", at=auto_decline_at)
@@ -254,8 +267,7 @@ async def create_matches(
 
 
 def card_of(facts: profiles.MatchingFacts, match: Match, storage: PhotoStorage) -> Card:
-    # Built from our own rows, so unvalidated construction: a sweep makes thousands of cards.
-    return Card.model_construct(
+    return Card(
         user_id=facts.user_id,
         name=facts.name,
         age=profiles.age_on(facts.birth_date, clock.now().date()),

@@ -1,17 +1,15 @@
 """Base profiles, After Hours profiles, preferences and account deletion."""
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy import Uuid, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock
-from afterhours.db import any_of
+from afterhours.db import any_of, fetch_all
 from afterhours.errors import AppError, not_found, validation_error
 from afterhours.profiles.models import GENDERS, AfterHoursProfile, Preferences, Profile
 from afterhours.users import User
@@ -183,7 +181,8 @@ async def matching_facts(
     db: AsyncSession, *, user_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, MatchingFacts]:
     """Facts of every user in `user_ids` that has both profiles, in one query."""
-    rows = await db.execute(
+    rows = await fetch_all(
+        db,
         select(
             Profile.user_id,
             Profile.name,
@@ -198,23 +197,31 @@ async def matching_facts(
         )
         .join(AfterHoursProfile, AfterHoursProfile.user_id == Profile.user_id)
         .outerjoin(Preferences, Preferences.user_id == Profile.user_id)
-        .where(any_of(Profile.user_id, user_ids, Uuid))
+        .where(any_of(Profile.user_id, user_ids, Uuid)),
     )
+    defaults = DEFAULT_PREFERENCES
     facts = {}
-    for row in rows:
-        prefs: Mapping[str, Any] = (
-            DEFAULT_PREFERENCES if row.seeking_genders is None else row._mapping
+    for user_id, name, gender, birth_date, description, photo_key, *prefs in rows:
+        seeking, min_age, max_age, max_km = (
+            prefs
+            if prefs[0] is not None
+            else (
+                defaults["seeking_genders"],
+                defaults["min_age"],
+                defaults["max_age"],
+                defaults["max_distance_km"],
+            )
         )
-        facts[row.user_id] = MatchingFacts(
-            user_id=row.user_id,
-            name=row.name,
-            gender=row.gender,
-            birth_date=row.birth_date,
-            description=row.description,
-            photo_key=row.photo_key,
-            seeking_genders=list(prefs["seeking_genders"]),
-            min_age=prefs["min_age"],
-            max_age=prefs["max_age"],
-            max_distance_km=prefs["max_distance_km"],
+        facts[user_id] = MatchingFacts(
+            user_id=user_id,
+            name=name,
+            gender=gender,
+            birth_date=birth_date,
+            description=description,
+            photo_key=photo_key,
+            seeking_genders=list(seeking),
+            min_age=min_age,
+            max_age=max_age,
+            max_distance_km=max_km,
         )
     return facts

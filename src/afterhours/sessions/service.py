@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock, geo, jobs, realtime
+from afterhours.db import fetch_all
 from afterhours.errors import AppError
 from afterhours.profiles.models import AfterHoursProfile
 from afterhours.sessions.models import Session
@@ -266,4 +267,4 @@ async def matchable_sessions(
             Session.fuzzed_lat.between(around.lat - dlat, around.lat + dlat),
             Session.fuzzed_lon.between(around.lon - dlon, around.lon + dlon),
         )
-    return [Matchable(*row) for row in await db.execute(stmt)]
+    return [Matchable(*row) for row in await fetch_all(db, stmt)]
