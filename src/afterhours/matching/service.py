@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import ARRAY, Uuid, and_, any_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -231,7 +232,9 @@ async def create_matches(
         log.info("match_pairs_lost_to_race count=%d", len(lost))
         await db.execute(delete(Match).where(any_of(Match.id, lost, Uuid)))
     events: list[tuple[uuid.UUID, str, dict[str, Any]]] = []
-    created_at, deadline, today = now.isoformat(), auto_decline_at.isoformat(), now.date()
+    # Times in the models' own wire form (pydantic writes UTC as "Z").
+    created_at, deadline = to_jsonable_python(now), to_jsonable_python(auto_decline_at)
+    today = now.date()
     for match_id, km, (a, b, _) in zip(ids, distances, pairs, strict=True):
         if match_id not in complete:
             continue
