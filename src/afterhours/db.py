@@ -42,7 +42,7 @@ def libpq_url(settings: Settings) -> str:
     data_dir = (settings.data_dir / "postgres").resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so `afterhours worker` reaches it too.
-    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    server = pgserver.get_server(data_dir, cleanup_mode=None)  # type: ignore[attr-defined]
     return str(server.get_uri())
 
 
@@ -131,5 +131,5 @@ async def execute_bulk(
     where SQLAlchemy's per-value processing costs more than the database's work."""
     await db.flush()  # what the ORM holds must be in the database before we bypass it
     connection = await raw_connection(db)
-    cursor = await connection.execute(sql, params, binary=True)  # type: ignore[arg-type]
+    cursor = await connection.execute(sql, params, binary=True)
     return await cursor.fetchall() if cursor.description else []

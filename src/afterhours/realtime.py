@@ -286,7 +286,6 @@ def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
 def install_connect(
     sio: socketio.AsyncServer, verifier: TokenVerifier, get_db: Callable[[], Database]
 ) -> None:
-    @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
         auth = auth if isinstance(auth, dict) else {}
         try:
@@ -308,6 +307,8 @@ def install_connect(
                 )
             for row in missed:
                 await sio.emit(row.event, {**row.data, "seq": row.seq}, to=sid)
+
+    sio.on("connect", connect)
 
 
 Payload = TypeVar("Payload", bound=BaseModel)

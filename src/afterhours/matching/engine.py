@@ -43,9 +43,9 @@ class Waiting:
         return cls(
             lat=np.asarray(columns[0], dtype=np.float64),
             lon=np.asarray(columns[1], dtype=np.float64),
-            gender=np.asarray([GENDER_BITS[g] for g in columns[2]], dtype=np.int64),  # type: ignore[index]
+            gender=np.asarray([GENDER_BITS[g] for g in columns[2]], dtype=np.int64),
             seeking=np.asarray(
-                [sum(GENDER_BITS[g] for g in gs) for gs in columns[3]],  # type: ignore[attr-defined]
+                [sum(GENDER_BITS[g] for g in gs) for gs in columns[3]],
                 dtype=np.int64,
             ),
             age=np.asarray(columns[4], dtype=np.int64),
@@ -75,7 +75,7 @@ def compatible(
     w: Waiting, i: NDArray[np.int64], j: NDArray[np.int64], km: NDArray[np.float64]
 ) -> NDArray[np.bool_]:
     """Whether each (i, j) pair suits both sides: gender, age and distance, each way."""
-    return (
+    suits: NDArray[np.bool_] = (
         ((w.seeking[i] & w.gender[j]) != 0)
         & ((w.seeking[j] & w.gender[i]) != 0)
         & (w.min_age[i] <= w.age[j])
@@ -85,6 +85,7 @@ def compatible(
         & (km <= w.max_km[i])
         & (km <= w.max_km[j])
     )
+    return suits
 
 
 def pair(

@@ -11,6 +11,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import ARRAY, Uuid, and_, any_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from afterhours import clock, geo, jobs, realtime
 from afterhours.db import any_of, execute_bulk, fetch_all
@@ -168,8 +169,11 @@ async def waiting_since(db: AsyncSession, candidates: list[Matchable]) -> dict[u
 async def excluded_pairs(
     db: AsyncSession, user_ids: list[uuid.UUID], *, since: datetime
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Blocks and recent declines touching `user_ids` (either direction applies)."""
-    ids = bindparam("ids", user_ids, type_=ARRAY(Uuid))  # one array parameter, used 4 times
+    """Blocks, recent declines and saved matches touching `user_ids` (either direction applies).
+
+    A pair who saved their match already has each other for good: pairing them again would
+    only hand them a card of someone they are chatting with."""
+    ids = bindparam("ids", user_ids, type_=ARRAY(Uuid))  # one array parameter, used 5 times
     blocks = select(Block.blocker_id, Block.blocked_id).where(
         or_(Block.blocker_id == any_(ids), Block.blocked_id == any_(ids))
     )
@@ -177,7 +181,14 @@ async def excluded_pairs(
         Decline.created_at > since,
         or_(Decline.user_id == any_(ids), Decline.declined_user_id == any_(ids)),
     )
-    return [(a, b) for a, b in await fetch_all(db, blocks.union_all(declines))]
+    me, them = aliased(Participant), aliased(Participant)
+    saved = (
+        select(me.user_id, them.user_id)
+        .join(them, and_(them.match_id == me.match_id, them.user_id != me.user_id))
+        .join(Match, Match.id == me.match_id)
+        .where(me.user_id == any_(ids), Match.status == "saved")
+    )
+    return [(a, b) for a, b in await fetch_all(db, blocks.union_all(declines, saved))]
 
 
 async def create_matches(
@@ -330,7 +341,7 @@ async def match_view(
     if facts is None:
         raise not_found("Match")
     card = card_of(facts, match, storage)
-    return MatchOut(**_match_fields(match, card, mine=mine, theirs=theirs))  # type: ignore[arg-type]
+    return MatchOut(**_match_fields(match, card, mine=mine, theirs=theirs))
 
 
 async def get_match(
@@ -427,7 +438,7 @@ async def close(
         )
     await realtime.emit_many(
         db,
-        [(p.user_id, MatchClosed(match_id=match.id, status=status, reason=reason)) for p in people],  # type: ignore[arg-type]
+        [(p.user_id, MatchClosed(match_id=match.id, status=status, reason=reason)) for p in people],
     )
     settings: Settings = db.info["settings"]
     retry_at = now + timedelta(seconds=settings.match_delay_decline_seconds)

@@ -13,6 +13,7 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
 
 def run_migrations_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "migrations need a database URL"
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         # Concurrent starts (serve + worker) must not both migrate: serialise on an advisory lock.

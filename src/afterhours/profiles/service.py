@@ -1,6 +1,7 @@
 """Base profiles, After Hours profiles, preferences and account deletion."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -15,12 +16,13 @@ from afterhours.profiles.models import GENDERS, AfterHoursProfile, Preferences, 
 from afterhours.users import User
 
 MIN_AGE = 18
-DEFAULT_PREFERENCES = {
-    "seeking_genders": list(GENDERS),
-    "min_age": 18,
-    "max_age": 99,
-    "max_distance_km": 25,
-}
+
+AccountHook = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
+# Features whose rows must not simply cascade away with the user (chat keeps matches held by an
+# open report) do their part here, in the deletion's transaction, before the user row goes.
+on_delete_account: list[AccountHook] = []
+# Preferences of a user who never set any: (seeking genders, min age, max age, max km).
+DEFAULT_PREFERENCES: tuple[list[str], int, int, int] = (list(GENDERS), 18, 99, 25)
 
 
 def age_on(birth_date: date, today: date) -> int:
@@ -69,6 +71,8 @@ async def delete_account(db: AsyncSession, *, user_id: uuid.UUID) -> list[str]:
             )
         )
     )
+    for hook in on_delete_account:
+        await hook(db, user_id)
     await db.execute(delete(User).where(User.id == user_id))
     return [key for key in photo_keys if key]
 
@@ -158,7 +162,16 @@ async def put_preferences(
 
 async def get_preferences(db: AsyncSession, *, user_id: uuid.UUID) -> Preferences:
     preferences = await db.get(Preferences, user_id)
-    return preferences or Preferences(user_id=user_id, **DEFAULT_PREFERENCES)
+    if preferences is not None:
+        return preferences
+    seeking, min_age, max_age, max_km = DEFAULT_PREFERENCES
+    return Preferences(
+        user_id=user_id,
+        seeking_genders=list(seeking),
+        min_age=min_age,
+        max_age=max_age,
+        max_distance_km=max_km,
+    )
 
 
 @dataclass(frozen=True)
@@ -199,19 +212,9 @@ async def matching_facts(
         .outerjoin(Preferences, Preferences.user_id == Profile.user_id)
         .where(any_of(Profile.user_id, user_ids, Uuid)),
     )
-    defaults = DEFAULT_PREFERENCES
     facts = {}
     for user_id, name, gender, birth_date, description, photo_key, *prefs in rows:
-        seeking, min_age, max_age, max_km = (
-            prefs
-            if prefs[0] is not None
-            else (
-                defaults["seeking_genders"],
-                defaults["min_age"],
-                defaults["max_age"],
-                defaults["max_distance_km"],
-            )
-        )
+        seeking, min_age, max_age, max_km = prefs if prefs[0] is not None else DEFAULT_PREFERENCES
         facts[user_id] = MatchingFacts(
             user_id=user_id,
             name=name,

@@ -10,6 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from afterhours import clock, geo, jobs, realtime
 from afterhours.db import fetch_all
@@ -190,7 +191,7 @@ async def close_sessions(
     where: ColumnElement[bool],
     *,
     reason: str,
-    ended_at: datetime | ColumnElement[datetime],
+    ended_at: datetime | ColumnElement[datetime] | QueryableAttribute[datetime],
 ) -> list[Session]:
     """Close the open sessions matching `where` (at most one batch); hooks run for each."""
     ids = select(Session.id).where(Session.ended_at.is_(None), where).limit(CLOSE_BATCH)

@@ -7,6 +7,7 @@ import procrastinate
 
 from afterhours.jobs import runtime
 from afterhours.sessions import service
+from afterhours.sessions.models import Session
 
 blueprint = procrastinate.Blueprint()
 
@@ -14,7 +15,7 @@ blueprint = procrastinate.Blueprint()
 @blueprint.task(name="expire", pass_context=True, retry=3)
 async def expire(context: procrastinate.JobContext, session_id: str) -> None:
     async with runtime(context).db.transaction() as db:
-        await service.close_expired(db, service.Session.id == uuid.UUID(session_id))
+        await service.close_expired(db, Session.id == uuid.UUID(session_id))
 
 
 @blueprint.task(name="warn", pass_context=True)

@@ -21,7 +21,9 @@ def upgrade() -> None:
     # the package's own migration files (procrastinate/sql/migrations) for the versions crossed.
     schema = resources.files("procrastinate.sql").joinpath("schema.sql").read_text()
     # Straight to psycopg without parameters, so the `%` in the SQL is not read as a placeholder.
-    op.get_bind().connection.driver_connection.execute(schema)
+    driver = op.get_bind().connection.driver_connection
+    assert driver is not None
+    driver.execute(schema)
 
 
 def downgrade() -> None:
