@@ -138,7 +138,7 @@ async def emit_payloads(
         )
     )
     next_seq = {user_id: last[user_id] - counts[user_id] + 1 for user_id in last}
-    rows: list[tuple[uuid.UUID, int, str, str]] = []
+    rows: list[str] = []
     seqs: list[int | None] = []
     outbox: list[tuple[str, str, dict[str, Any]]] | None = db.info.get("outbox")
     if outbox is None:
@@ -152,7 +152,9 @@ async def emit_payloads(
             continue
         seq = next_seq[user_id]
         next_seq[user_id] += 1
-        rows.append((user_id, seq, name, to_json(data).decode()))
+        # COPY text format: tab-separated, and a backslash in the JSON must be doubled.
+        payload = to_json(data).decode().replace("\\", "\\\\")
+        rows.append(f"{user_id}\t{seq}\t{name}\t{payload}\n")
         outbox.append((room(user_id), name, {**data, "seq": seq}))
         seqs.append(seq)
     if rows:
@@ -161,8 +163,7 @@ async def emit_payloads(
         async with connection.cursor().copy(
             "COPY user_events (user_id, seq, event, data) FROM STDIN"
         ) as copy:
-            for row in rows:
-                await copy.write_row(row)
+            await copy.write("".join(rows))
     return seqs
 
 

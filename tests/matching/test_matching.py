@@ -248,3 +248,25 @@ async def test_others_get_404_for_a_match(client, person, connect, make_user) ->
     r = await client.get("/api/after-hours/matches/not-a-uuid", headers=a.headers)
     assert_error(r, 400, "VALIDATION_ERROR")
     await asyncio.sleep(0)
+
+
+async def test_card_text_survives_storage_and_replay_exactly(
+    client, person, connect, make_user
+) -> None:
+    here = random_place()
+    a, b = await person(place=here), await person(place=here)
+    odd = 'Zoë \\ "q" \t\n 🙂 \\n'
+    r = await client.put(
+        "/api/profile",
+        json={"name": odd, "birthDate": "1995-01-01", "gender": "nonbinary"},
+        headers=b.headers,
+    )
+    assert r.status_code == 200
+    sa = await connect(a)
+    await go(client, a)
+    await go(client, b)
+    card = await sa.wait_for(MATCH)
+    assert card["profile"]["name"] == odd.strip()
+    events = (await client.get("/api/after-hours/events", headers=a.headers)).json()["events"]
+    stored = next(e for e in events if e["event"] == MATCH)
+    assert stored["data"] == card
