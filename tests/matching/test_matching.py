@@ -1,6 +1,8 @@
 """Mutual matching over real sockets: who is paired, who is not, and what each phone hears."""
 
 import asyncio
+import time
+from datetime import datetime
 
 import httpx
 
@@ -270,3 +272,18 @@ async def test_card_text_survives_storage_and_replay_exactly(
     events = (await client.get("/api/after-hours/events", headers=a.headers)).json()["events"]
     stored = next(e for e in events if e["event"] == MATCH)
     assert stored["data"] == card
+
+
+async def test_session_in_its_last_two_minutes_is_not_matched(client, person, connect) -> None:
+    here = random_place()
+    a, b = await person(place=here), await person(place=here)
+    sa, sb = await connect(a), await connect(b)
+    session = await go(client, a, duration=15)  # 7.5 s here; the last 2 minutes are its last 1 s
+    await sa.wait_for(NO_MATCHES)
+    ends = datetime.fromisoformat(session["expiresAt"]).timestamp()
+    await asyncio.sleep(max(0.0, ends - 0.8 - time.time()))
+    await go(client, b)
+    nothing = await sb.wait_for(NO_MATCHES)
+    assert nothing["activeUsersNearby"] == 0  # a's session no longer counts as matchable
+    await sa.wait_for("after_hours:session_expired", within=5)
+    assert sa.named(MATCH) == [] and sb.named(MATCH) == []
