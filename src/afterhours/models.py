@@ -1,10 +1,11 @@
 """Every table, imported in one place so Alembic sees the whole schema."""
 
+from afterhours.chat.models import Message, PermanentMatch
 from afterhours.db import Base
 from afterhours.matching.models import Decline, Match, Participant
 from afterhours.profiles.models import AfterHoursProfile, Preferences, Profile
 from afterhours.realtime import UserEvent
-from afterhours.safety.models import Block
+from afterhours.safety.models import Block, Report
 from afterhours.sessions.models import Session
 from afterhours.users import DeviceFingerprint, User
 
@@ -14,10 +15,13 @@ __all__ = [
     "Block",
     "Decline",
     "Match",
+    "Message",
     "Participant",
+    "PermanentMatch",
     "DeviceFingerprint",
     "Preferences",
     "Profile",
+    "Report",
     "Session",
     "User",
     "UserEvent",
