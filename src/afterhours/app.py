@@ -19,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from afterhours import db as database
 from afterhours import jobs, migrations, realtime
 from afterhours.auth import TokenVerifier
+from afterhours.chat import events as chat_events
+from afterhours.chat.routes import router as chat_router
 from afterhours.errors import AppError, install_handlers, render
 from afterhours.matching.routes import router as matching_router
 from afterhours.profiles.routes import router as profiles_router
@@ -153,9 +155,11 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
     api.include_router(profiles_router)
     api.include_router(sessions_router)
     api.include_router(matching_router)
+    api.include_router(chat_router)
     api.include_router(safety_router)
     api.include_router(replay_router)
     realtime.install_connect(sio, api.state.verifier, lambda: api.state.db)
+    chat_events.install(sio, lambda: api.state.db)
 
     @api.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:

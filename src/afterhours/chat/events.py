@@ -1,0 +1,59 @@
+"""Chat's Socket.IO handlers: send_message and typing, each answered through the ack."""
+
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from afterhours import realtime
+from afterhours.auth import Identity
+from afterhours.chat import limits, service
+from afterhours.chat.schemas import SendMessageIn, Typing, TypingIn
+from afterhours.db import Database
+from afterhours.errors import AppError
+
+
+def check_premium(identity: Identity) -> None:
+    # The same rule as every After Hours REST route.
+    if not identity.premium:
+        raise AppError("PREMIUM_REQUIRED", "After Hours requires a premium account", status=403)
+
+
+async def send_message(db: AsyncSession, identity: Identity, data: SendMessageIn) -> dict[str, Any]:
+    check_premium(identity)
+    message = await service.send_message(
+        db,
+        match_id=data.match_id,
+        sender_id=identity.user_id,
+        content=data.content,
+        client_message_id=data.client_message_id,
+    )
+    return {"message": message.model_dump(mode="json", by_alias=True)}
+
+
+def typing_relay(sio: socketio.AsyncServer) -> realtime.Handler[TypingIn]:
+    async def typing(db: AsyncSession, identity: Identity, data: TypingIn) -> dict[str, Any]:
+        """Relay "typing" to the other participant's sockets, at most every 2 s per match.
+
+        The one event that bypasses the event log (realtime.emit): it is stale within seconds,
+        so it is neither stored, nor numbered, nor replayed; a phone that misses it misses
+        nothing. It still crosses processes, through the Socket.IO client manager."""
+        check_premium(identity)
+        key = (identity.user_id, data.match_id)
+        if limits.typing.recently_passed(key):
+            return {}  # this user's participation was checked by that relay, seconds ago
+        other = await service.typing_recipient(db, match_id=data.match_id, user_id=identity.user_id)
+        limits.typing.mark(key)
+        event = Typing(match_id=data.match_id, user_id=identity.user_id)
+        await sio.emit(
+            Typing.name, event.model_dump(mode="json", by_alias=True), to=realtime.room(other)
+        )
+        return {}
+
+    return typing
+
+
+def install(sio: socketio.AsyncServer, get_db: Callable[[], Database]) -> None:
+    realtime.ack_handler(sio, get_db, "after_hours:send_message", SendMessageIn, send_message)
+    realtime.ack_handler(sio, get_db, "after_hours:typing", TypingIn, typing_relay(sio))

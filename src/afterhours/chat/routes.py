@@ -1,0 +1,58 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from afterhours.auth import DB, PremiumUser
+from afterhours.chat import service
+from afterhours.chat.schemas import ChatMessageResponse, ChatMessagesResponse, MessageIn
+from afterhours.matching.schemas import MatchResponse
+from afterhours.openapi import errors
+
+router = APIRouter(prefix="/api/after-hours/matches", tags=["chat"])
+
+
+@router.post(
+    "/{match_id}/messages", status_code=201, responses=errors(400, 401, 403, 404, 409, 429)
+)
+async def send_message(
+    match_id: uuid.UUID, body: MessageIn, user: PremiumUser, db: DB
+) -> ChatMessageResponse:
+    """Send a message (also `after_hours:send_message` over the socket). Both participants'
+    devices receive it as `after_hours:message`; a resend with the same `clientMessageId`
+    returns the stored message and sends nothing. 409 MATCH_NOT_OPEN unless the match is active
+    or saved; 429 RATE_LIMITED past 10 messages in 10 s."""
+    message = await service.send_message(
+        db,
+        match_id=match_id,
+        sender_id=user.user_id,
+        content=body.content,
+        client_message_id=body.client_message_id,
+    )
+    return ChatMessageResponse(message=message)
+
+
+@router.get("/{match_id}/messages", responses=errors(400, 401, 403, 404, 409))
+async def list_messages(
+    match_id: uuid.UUID,
+    user: PremiumUser,
+    db: DB,
+    before: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = service.PAGE_SIZE,
+) -> ChatMessagesResponse:
+    """The `limit` messages just older than message `before` (the latest without it), oldest
+    first. Participants only, while the match is open or saved."""
+    messages = await service.list_messages(
+        db, match_id=match_id, user_id=user.user_id, before=before, limit=limit
+    )
+    return ChatMessagesResponse(messages=messages)
+
+
+@router.post("/{match_id}/save", responses=errors(400, 401, 403, 404, 409))
+async def save(match_id: uuid.UUID, request: Request, user: PremiumUser, db: DB) -> MatchResponse:
+    """Save an active match. Once both have saved, it becomes a permanent match
+    (`after_hours:match_saved` to both) and its chat outlives the sessions."""
+    match = await service.save_match(
+        db, storage=request.app.state.storage, match_id=match_id, user_id=user.user_id
+    )
+    return MatchResponse(match=match)
