@@ -1,0 +1,2 @@
+from tests.chat.conftest import make_chat, sql  # noqa: F401 (fixtures)
+from tests.matching.conftest import database, person  # noqa: F401 (fixtures)

@@ -1,0 +1,97 @@
+"""Reports: filed against a user (and their match or one message), they also block."""
+
+import uuid
+
+from tests.chat.conftest import CLOSED, MakeChat, send
+from tests.conftest import assert_error
+
+REPORTS = "/api/after-hours/reports"
+
+
+async def test_report_is_filed_and_blocks(client, make_chat: MakeChat, sql) -> None:
+    chat = await make_chat()
+    r = await client.post(
+        REPORTS,
+        json={
+            "reportedUserId": str(chat.b.id),
+            "matchId": chat.match_id,
+            "category": "harassment",
+            "details": "  rude  ",
+        },
+        headers=chat.a.headers,
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["success"] is True and set(body["report"]) == {"id"}
+    [row] = await sql(
+        "SELECT reporter_id, reported_user_id, match_id::text, category, details, status"
+        " FROM after_hours_reports WHERE id = %s",
+        body["report"]["id"],
+    )
+    assert row == (chat.a.id, chat.b.id, chat.match_id, "harassment", "rude", "open")
+    # The block closes their match for both, and keeps them apart.
+    for recorder in (chat.sa, chat.sb):
+        closed = await recorder.wait_for(CLOSED)
+        assert (closed["matchId"], closed["status"]) == (chat.match_id, "blocked")
+    assert await sql(
+        "SELECT 1 FROM after_hours_blocks WHERE blocker_id = %s AND blocked_id = %s",
+        chat.a.id,
+        chat.b.id,
+    ) == [(1,)]
+
+
+async def test_report_naming_a_message_is_held_on_its_match(
+    client, make_chat: MakeChat, sql
+) -> None:
+    chat = await make_chat()
+    ack = await send(chat.sb, chat.match_id, "buy my crypto")
+    message_id = ack["message"]["id"]
+    r = await client.post(
+        REPORTS,
+        json={"reportedUserId": str(chat.b.id), "messageId": message_id, "category": "scam"},
+        headers=chat.a.headers,
+    )
+    assert r.status_code == 201, r.text
+    [row] = await sql(
+        "SELECT match_id::text, message_id::text FROM after_hours_reports WHERE id = %s",
+        r.json()["report"]["id"],
+    )
+    assert row == (chat.match_id, message_id)
+
+
+async def test_bad_reports_are_refused(client, make_chat: MakeChat, make_user) -> None:
+    chat = await make_chat()
+    other = await make_chat()
+    ok = {"reportedUserId": str(chat.b.id), "category": "spam"}
+    h = chat.a.headers
+    for body in (
+        {**ok, "category": "rude"},
+        {"category": "spam"},
+        {**ok, "details": "x" * 2001},
+        {**ok, "reportedUserId": str(chat.a.id)},
+        {**ok, "matchId": "nope"},
+        {**ok, "extra": 1},
+    ):
+        assert_error(await client.post(REPORTS, json=body, headers=h), 400, "VALIDATION_ERROR")
+    # The match must be the reporter's, with the reported user in it.
+    assert_error(
+        await client.post(REPORTS, json={**ok, "matchId": other.match_id}, headers=h),
+        404,
+        "NOT_FOUND",
+    )
+    body = {**ok, "reportedUserId": str(other.a.id), "matchId": chat.match_id}
+    assert_error(await client.post(REPORTS, json=body, headers=h), 400, "VALIDATION_ERROR")
+    stranger_message = (await send(other.sa, other.match_id, "not yours"))["message"]["id"]
+    for message_id in (stranger_message, str(uuid.uuid4())):
+        body = {**ok, "messageId": message_id}
+        assert_error(await client.post(REPORTS, json=body, headers=h), 404, "NOT_FOUND")
+    body = {"reportedUserId": str(uuid.uuid4()), "category": "spam"}
+    assert_error(await client.post(REPORTS, json=body, headers=h), 404, "NOT_FOUND")
+    assert_error(
+        await client.post(REPORTS, json=ok, headers=make_user(premium=False).headers),
+        403,
+        "PREMIUM_REQUIRED",
+    )
+    assert_error(await client.post(REPORTS, json=ok), 401, "UNAUTHORIZED")
+    # Nothing was filed, so nothing blocked: their chat is still open.
+    assert (await send(chat.sa, chat.match_id, "still talking"))["ok"]
