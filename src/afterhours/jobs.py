@@ -143,9 +143,11 @@ async def run_standalone_worker(settings: Settings) -> None:
 def register_tasks() -> procrastinate.App:
     """Add every feature's tasks to the App (once); they are named `<feature>:<verb>`."""
     from afterhours.matching.tasks import blueprint as matching
+    from afterhours.retention.tasks import blueprint as retention
     from afterhours.sessions.tasks import blueprint as sessions
 
-    for namespace, blueprint in {"sessions": sessions, "matching": matching}.items():
+    blueprints = {"sessions": sessions, "matching": matching, "retention": retention}
+    for namespace, blueprint in blueprints.items():
         if not any(name.startswith(f"{namespace}:") for name in job_app.tasks):
             job_app.add_tasks_from(blueprint, namespace=namespace)
     return job_app

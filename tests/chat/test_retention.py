@@ -1,0 +1,161 @@
+"""Retention runs against the real database, with the clock moved to the night in question."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+from afterhours.db import Database
+from afterhours.retention import tasks
+from afterhours.storage import LocalStorage
+from tests.chat.conftest import MakeChat, frozen_at, send
+from tests.sessions.test_workers import settings_for
+
+
+async def chat_rows(sql, match_id: str) -> tuple[int, int, int]:
+    """(match rows, participant rows, message rows) of one match."""
+    [(matches, people, messages)] = await sql(
+        "SELECT (SELECT count(*) FROM after_hours_matches WHERE id = %(m)s),"
+        " (SELECT count(*) FROM after_hours_match_participants WHERE match_id = %(m)s),"
+        " (SELECT count(*) FROM after_hours_messages WHERE match_id = %(m)s)",
+        {"m": match_id},
+    )
+    return matches, people, messages
+
+
+async def test_chat_purge_takes_unsaved_chats_closed_30_days_ago_only(
+    client, make_chat: MakeChat, sql, database: Database
+) -> None:
+    declined, saved, reported, resolved, active = [await make_chat() for _ in range(5)]
+    for chat in (declined, saved, reported, resolved, active):
+        assert (await send(chat.sa, chat.match_id, "hi"))["ok"]
+        assert (await send(chat.sb, chat.match_id, "hello"))["ok"]
+    await client.post(declined.path("/decline"), headers=declined.a.headers)
+    for user in (saved.a, saved.b):
+        await client.post(saved.path("/save"), headers=user.headers)
+    for chat in (reported, resolved):
+        r = await client.post(
+            "/api/after-hours/reports",
+            json={"reportedUserId": str(chat.b.id), "matchId": chat.match_id, "category": "spam"},
+            headers=chat.a.headers,
+        )
+        assert r.status_code == 201, r.text
+    await sql(
+        "UPDATE after_hours_reports SET status = 'resolved', resolved_at = now()"
+        " WHERE match_id = %s",
+        resolved.match_id,
+    )
+    everyone = (declined, saved, reported, resolved, active)
+    now = datetime.now(UTC)
+
+    with frozen_at(now + timedelta(days=29)):
+        await tasks.purge_chats_now(database)
+    for chat in everyone:
+        assert await chat_rows(sql, chat.match_id) == (1, 2, 2)
+
+    with frozen_at(now + timedelta(days=31)):
+        counts = await tasks.purge_chats_now(database)
+    assert counts["messages_deleted"] >= 4 and counts["matches_deleted"] >= 2
+    for gone in (declined, resolved):
+        assert await chat_rows(sql, gone.match_id) == (0, 0, 0)
+    for kept in (saved, reported, active):
+        assert await chat_rows(sql, kept.match_id) == (1, 2, 2)
+    r = await client.get(saved.path("/messages"), headers=saved.a.headers)
+    assert [m["content"] for m in r.json()["messages"]] == ["hi", "hello"]
+
+
+async def test_nightly_cleanup_deletes_what_it_names_and_keeps_the_rest(
+    isolated_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(isolated_url, tmp_path)
+    storage = LocalStorage(settings)
+    u = [uuid.uuid4() for _ in range(6)]
+    day = timedelta(days=1)
+    now = datetime.now(UTC)
+    await storage.put(f"{u[4]}/orphan.jpg", b"jpeg", "image/jpeg")
+    async with await psycopg.AsyncConnection.connect(isolated_url, autocommit=True) as conn:
+        for user in u:
+            await conn.execute("INSERT INTO users (id) VALUES (%s)", (user,))
+        await conn.cursor().executemany(
+            "INSERT INTO after_hours_declines (user_id, declined_user_id, created_at)"
+            " VALUES (%s, %s, %s)",
+            [(u[0], u[1], now - 8 * day), (u[1], u[0], now - 6 * day)],
+        )
+        await conn.cursor().executemany(
+            "INSERT INTO user_events (user_id, seq, event, data, created_at)"
+            " VALUES (%s, %s, 'after_hours:no_matches', '{}', %s)",
+            [(u[0], 1, now - 8 * day), (u[0], 2, now - 6 * day)],
+        )
+        await conn.cursor().executemany(
+            "INSERT INTO device_fingerprints (user_id, fingerprint_hash, last_seen_at, banned_at)"
+            " VALUES (%s, %s, %s, %s)",
+            [
+                (u[0], "old", now - 91 * day, None),
+                (u[1], "banned", now - 200 * day, now - 200 * day),
+                (u[2], "recent", now - 89 * day, None),
+            ],
+        )
+        # A session past its time that no expiry job closed.
+        await conn.execute(
+            "INSERT INTO after_hours_sessions (user_id, started_at, expires_at, duration_minutes,"
+            " exact_lat, exact_lon, fuzzed_lat, fuzzed_lon) VALUES (%s, %s, %s, 15, 0, 0, 0, 0)",
+            (u[3], now - 2 * day, now - 2 * day + timedelta(minutes=15)),
+        )
+        # u[3] has a base profile; u[4] lost theirs (the host app deleted it); u[5] never had one.
+        await conn.execute(
+            "INSERT INTO profiles (user_id, name, birth_date, gender)"
+            " VALUES (%s, 'Kept', '1990-01-01', 'man')",
+            (u[3],),
+        )
+        await conn.cursor().executemany(
+            "INSERT INTO after_hours_profiles (user_id, description, photo_key)"
+            " VALUES (%s, '', %s)",
+            [(u[3], None), (u[4], f"{u[4]}/orphan.jpg")],
+        )
+        await conn.cursor().executemany(
+            "INSERT INTO after_hours_preferences"
+            " (user_id, seeking_genders, min_age, max_age, max_distance_km, updated_at)"
+            " VALUES (%s, '{man}', 18, 99, 25, %s)",
+            [(u[3], now - 60 * day), (u[5], now - 31 * day), (u[0], now - 29 * day)],
+        )
+
+    database = Database(isolated_url, settings=settings)
+    try:
+        with frozen_at(now):
+            counts = await tasks.nightly_cleanup_now(database, storage)
+    finally:
+        await database.dispose()
+    assert counts == {
+        "sessions_closed": 1,
+        "declines_deleted": 1,
+        "events_deleted": 1,
+        "fingerprints_deleted": 1,
+        "orphan_profiles_deleted": 1,
+        "orphan_preferences_deleted": 1,
+        "orphan_matches_deleted": 0,
+    }
+    async with await psycopg.AsyncConnection.connect(isolated_url) as conn:
+
+        async def rows(query: str) -> list[tuple]:
+            return await (await conn.execute(query)).fetchall()
+
+        assert await rows("SELECT user_id, declined_user_id FROM after_hours_declines") == [
+            (u[1], u[0])
+        ]
+        # The closed session's expiry event is new; of the old ones only the 6-day-old is left.
+        events = await rows("SELECT seq, event FROM user_events ORDER BY seq")
+        assert (1, "after_hours:no_matches") not in events
+        assert (2, "after_hours:no_matches") in events
+        assert sorted(
+            h for (h,) in await rows("SELECT fingerprint_hash FROM device_fingerprints")
+        ) == [
+            "banned",
+            "recent",
+        ]
+        assert await rows("SELECT end_reason FROM after_hours_sessions") == [("timeout",)]
+        assert await rows("SELECT user_id FROM after_hours_profiles") == [(u[3],)]
+        assert sorted(await rows("SELECT user_id FROM after_hours_preferences")) == sorted(
+            [(u[3],), (u[0],)]
+        )
+    assert not storage.path(f"{u[4]}/orphan.jpg").exists()
