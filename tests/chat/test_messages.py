@@ -89,6 +89,17 @@ async def test_non_participant_and_unknown_match_are_not_found(
     assert chat.sa.named(MESSAGE) == [] and chat.sb.named(MESSAGE) == []
 
 
+async def test_socket_chat_needs_premium_like_rest(make_chat: MakeChat, make_user, connect) -> None:
+    chat = await make_chat()
+    free = await connect(make_user(premium=False))
+    for event, payload in (
+        ("after_hours:send_message", {"matchId": chat.match_id, "content": "hi"}),
+        ("after_hours:typing", {"matchId": chat.match_id}),
+    ):
+        ack = await free.client.call(event, payload, timeout=10)
+        assert ack["ok"] is False and ack["error"]["code"] == "PREMIUM_REQUIRED"
+
+
 async def test_pending_match_is_not_open_for_messages(client, make_chat: MakeChat) -> None:
     chat = await make_chat(accept=False)
     ack = await send(chat.sa, chat.match_id, "too early")

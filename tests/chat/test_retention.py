@@ -4,8 +4,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import croniter
 import psycopg
 
+from afterhours import jobs
 from afterhours.db import Database
 from afterhours.retention import tasks
 from afterhours.storage import LocalStorage
@@ -159,3 +161,13 @@ async def test_nightly_cleanup_deletes_what_it_names_and_keeps_the_rest(
             [(u[3],), (u[0],)]
         )
     assert not storage.path(f"{u[4]}/orphan.jpg").exists()
+
+
+def test_retention_runs_nightly_at_3_and_4_utc() -> None:
+    app = jobs.register_tasks()
+    crons = {pt.task.name: pt.cron for pt in app.periodic_registry.periodic_tasks.values()}
+    assert crons["retention:purge_chats"] == "0 3 * * *"
+    assert crons["retention:nightly_cleanup"] == "0 4 * * *"
+    # croniter reads a timestamp as UTC, whatever the server's local zone.
+    at = croniter.croniter("0 3 * * *").get_next(datetime, datetime(2026, 1, 1, 12, tzinfo=UTC))
+    assert at == datetime(2026, 1, 2, 3, tzinfo=UTC)
