@@ -39,19 +39,25 @@ def display_km(distance_km: float) -> int:
 
 
 def cell_of(point: Point) -> tuple[int, int]:
-    """The grid cell: rows of CELL_KM in latitude, columns of ~CELL_KM in longitude per row."""
+    """The grid cell: rows of CELL_KM in latitude, columns of at most CELL_KM in longitude."""
     row = math.floor(point.lat * KM_PER_DEGREE_LAT / CELL_KM)
-    row_lat = (row + 0.5) * CELL_KM / KM_PER_DEGREE_LAT
-    km_per_degree_lon = max(KM_PER_DEGREE_LAT * math.cos(math.radians(row_lat)), 1e-6)
-    col = math.floor(point.lon * km_per_degree_lon / CELL_KM)
+    col = math.floor(point.lon * _row_km_per_degree_lon(row) / CELL_KM)
     return row, col
 
 
 def cell_centre(row: int, col: int) -> Point:
     lat = (row + 0.5) * CELL_KM / KM_PER_DEGREE_LAT
-    km_per_degree_lon = max(KM_PER_DEGREE_LAT * math.cos(math.radians(lat)), 1e-6)
-    lon = (col + 0.5) * CELL_KM / km_per_degree_lon
+    lon = (col + 0.5) * CELL_KM / _row_km_per_degree_lon(row)
     return Point(lat=_clamp(lat, -90, 90), lon=_wrap_lon(lon))
+
+
+def _row_km_per_degree_lon(row: int) -> float:
+    # Measured on the row's edge nearer the equator, where a degree is longest: a column is then
+    # exactly CELL_KM wide there and narrower towards the pole, so no point of a cell is farther
+    # than the half-diagonal from its centre (measured mid-row, a cell is wider than CELL_KM on
+    # that edge, which matters within a few km of a pole).
+    edge_lat = min(abs(row), abs(row + 1)) * CELL_KM / KM_PER_DEGREE_LAT
+    return max(KM_PER_DEGREE_LAT * math.cos(math.radians(min(edge_lat, 90.0))), 1e-6)
 
 
 def fuzz(point: Point, *, user_id: uuid.UUID, secret: bytes) -> Point:
@@ -64,16 +70,32 @@ def fuzz(point: Point, *, user_id: uuid.UUID, secret: bytes) -> Point:
     # Uniform over the disc: radius ~ sqrt(u), so offsets do not cluster at the centre.
     radius_km = FUZZ_RADIUS_KM * math.sqrt(u1)
     bearing = 2 * math.pi * u2
-    return offset(
-        centre, north_km=radius_km * math.cos(bearing), east_km=radius_km * math.sin(bearing)
+    return destination(centre, distance_km=radius_km, bearing=bearing)
+
+
+def destination(point: Point, *, distance_km: float, bearing: float) -> Point:
+    """The point `distance_km` away along the great circle leaving `point` at `bearing`
+    (radians clockwise from north): exactly that far by haversine_km, poles included."""
+    lat, lon = math.radians(point.lat), math.radians(point.lon)
+    angle = distance_km / EARTH_RADIUS_KM
+    # On unit vectors (not asin of a sine, which loses millimetres within metres of a pole):
+    # start, plus the step along the local north/east directions turned by `bearing`.
+    start = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
+    north = (-math.sin(lat) * math.cos(lon), -math.sin(lat) * math.sin(lon), math.cos(lat))
+    east = (-math.sin(lon), math.cos(lon), 0.0)
+    x, y, z = (
+        s * math.cos(angle) + (n * math.cos(bearing) + e * math.sin(bearing)) * math.sin(angle)
+        for s, n, e in zip(start, north, east, strict=True)
     )
+    lat2 = math.degrees(math.atan2(z, math.hypot(x, y)))
+    return Point(lat=_clamp(lat2, -90, 90), lon=_wrap_lon(math.degrees(math.atan2(y, x))))
 
 
 def offset(point: Point, *, north_km: float, east_km: float) -> Point:
-    lat = point.lat + north_km / KM_PER_DEGREE_LAT
-    km_per_degree_lon = max(KM_PER_DEGREE_LAT * math.cos(math.radians(point.lat)), 1e-6)
-    lon = point.lon + east_km / km_per_degree_lon
-    return Point(lat=_clamp(lat, -90, 90), lon=_wrap_lon(lon))
+    """The point `north_km` north and `east_km` east of `point` (one great-circle step)."""
+    return destination(
+        point, distance_km=math.hypot(north_km, east_km), bearing=math.atan2(east_km, north_km)
+    )
 
 
 def _clamp(value: float, low: float, high: float) -> float:
