@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
     url = database.libpq_url(settings)
     jobs.register_tasks()
     sio = realtime.create_server(settings, url)
-    emitter = realtime.ServerEmitter(sio)
+    emitter = realtime.Emitter(sio.manager, has_sockets=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 import socketio
@@ -76,28 +76,37 @@ def room(user_id: uuid.UUID | str) -> str:
     return f"user:{user_id}"
 
 
-class Emitter(Protocol):
-    async def send(self, event: str, data: dict[str, Any], room: str) -> None: ...
+Staged = list[tuple[str, str, dict[str, Any]]]  # (room, event name, payload with seq)
 
 
-class ServerEmitter:
-    """Emits through the process's own Socket.IO server (and so through its client manager)."""
+class Emitter:
+    """Sends a transaction's recorded events through the process's Socket.IO client manager.
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
-        self.sio = sio
+    On PostgreSQL fan-out the events ride the transaction itself: NOTIFY is transactional, so
+    other processes hear of them exactly when (and only if) it commits, and this process
+    delivers to its own sockets right after commit, with no round trip. Other managers
+    (Redis) publish after commit.
+    """
 
-    async def send(self, event: str, data: dict[str, Any], room: str) -> None:
-        await self.sio.emit(event, data, to=room)
-
-
-class ManagerEmitter:
-    """Emits from a process without sockets (a standalone worker) through a write-only manager."""
-
-    def __init__(self, manager: socketio.AsyncManager) -> None:
+    def __init__(self, manager: Any, *, has_sockets: bool) -> None:
         self.manager = manager
+        self.has_sockets = has_sockets
 
-    async def send(self, event: str, data: dict[str, Any], room: str) -> None:
-        await self.manager.emit(event, data, namespace="/", room=room)
+    async def stage(self, db: AsyncSession, staged: Staged) -> None:
+        if isinstance(self.manager, PostgresManager):
+            messages = [self.manager.message(name, data, to) for to, name, data in staged]
+            await self.manager.notify_within(db, messages)
+            if self.has_sockets:
+                after_commit(db, lambda: self.manager.deliver_here(messages))
+        else:
+            after_commit(db, lambda: self._publish(staged))
+
+    async def _publish(self, staged: Staged) -> None:
+        for to, name, data in staged:
+            try:
+                await self.manager.emit(name, data, namespace="/", room=to)
+            except Exception:  # the event is stored; the client catches up by seq
+                log.exception("emit_failed event=%s room=%s", name, to)
 
 
 async def emit(db: AsyncSession, user_id: uuid.UUID, event: ServerEvent) -> int | None:
@@ -140,12 +149,7 @@ async def emit_payloads(
     next_seq = {user_id: last[user_id] - counts[user_id] + 1 for user_id in last}
     rows: list[str] = []
     seqs: list[int | None] = []
-    outbox: list[tuple[str, str, dict[str, Any]]] | None = db.info.get("outbox")
-    if outbox is None:
-        outbox = db.info["outbox"] = []
-        emitter: Emitter | None = db.info.get("emitter")
-        if emitter is not None:
-            after_commit(db, lambda: _send_all(emitter, outbox))
+    staged: Staged = []
     for user_id, name, data in events:
         if user_id not in next_seq:
             seqs.append(None)  # the user is gone
@@ -155,7 +159,7 @@ async def emit_payloads(
         # COPY text format: tab-separated, and a backslash in the JSON must be doubled.
         payload = to_json(data).decode().replace("\\", "\\\\")
         rows.append(f"{user_id}\t{seq}\t{name}\t{payload}\n")
-        outbox.append((room(user_id), name, {**data, "seq": seq}))
+        staged.append((room(user_id), name, {**data, "seq": seq}))
         seqs.append(seq)
     if rows:
         # COPY on our own transaction's connection: a sweep writes thousands of events at once.
@@ -164,15 +168,10 @@ async def emit_payloads(
             "COPY user_events (user_id, seq, event, data) FROM STDIN"
         ) as copy:
             await copy.write("".join(rows))
+    emitter: Emitter | None = db.info.get("emitter")
+    if emitter is not None and staged:
+        await emitter.stage(db, staged)
     return seqs
-
-
-async def _send_all(emitter: Emitter, outbox: list[tuple[str, str, dict[str, Any]]]) -> None:
-    for to, name, data in outbox:
-        try:
-            await emitter.send(name, data, to)
-        except Exception:  # the event is stored; the client catches up by seq
-            log.exception("emit_failed event=%s room=%s", name, to)
 
 
 async def events_after(
@@ -212,6 +211,45 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
         self.conninfo = psycopg_conninfo(url)
         self._publisher: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
+
+    def message(self, event: str, data: dict[str, Any], room: str) -> dict[str, Any]:
+        """The pub/sub form of an emit, as AsyncPubSubManager.emit builds it."""
+        return {
+            "method": "emit",
+            "event": event,
+            "data": [data],
+            "binary": False,
+            "namespace": "/",
+            "room": room,
+            "skip_sid": None,
+            "callback": None,
+            "host_id": self.host_id,
+        }
+
+    async def notify_within(self, db: AsyncSession, messages: list[dict[str, Any]]) -> None:
+        """NOTIFY every message inside `db`'s transaction (one statement)."""
+        payloads = []
+        for message in messages:
+            payload = self.json.dumps(message)
+            if len(payload.encode()) > NOTIFY_LIMIT_BYTES:
+                # Too big for NOTIFY: other processes' sockets learn of it by seq on replay.
+                log.error("notify_payload_too_large event=%s", message["event"])
+                continue
+            payloads.append(payload)
+        if payloads:
+            await execute_bulk(
+                db,
+                "SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)s::text[]) AS p",
+                {"channel": self.channel, "payloads": payloads},
+            )
+
+    async def deliver_here(self, messages: list[dict[str, Any]]) -> None:
+        """Deliver to this process's own sockets (its listener skips its own NOTIFYs)."""
+        for message in messages:
+            try:
+                await self._handle_emit(message)
+            except Exception:  # the event is stored; the client catches up by seq
+                log.exception("emit_failed event=%s", message["event"])
 
     async def _publish(self, data: Any) -> None:
         payload = self.json.dumps(data)
@@ -267,8 +305,10 @@ async def stop_listening(sio: socketio.AsyncServer) -> None:
 
 
 def external_emitter(settings: Settings) -> Emitter:
+    """For a process without sockets (a standalone worker): publish only."""
     assert settings.database_url
-    return ManagerEmitter(client_manager(settings, settings.database_url, write_only=True))
+    manager = client_manager(settings, settings.database_url, write_only=True)
+    return Emitter(manager, has_sockets=False)
 
 
 # --- the server and its handlers ---------------------------------------------------------
