@@ -147,7 +147,7 @@ async def emit_payloads(
         )
     )
     next_seq = {user_id: last[user_id] - counts[user_id] + 1 for user_id in last}
-    rows: list[str] = []
+    rows: list[tuple[uuid.UUID, int, str, str]] = []
     seqs: list[int | None] = []
     staged: Staged = []
     for user_id, name, data in events:
@@ -156,22 +156,42 @@ async def emit_payloads(
             continue
         seq = next_seq[user_id]
         next_seq[user_id] += 1
-        # COPY text format: tab-separated, and a backslash in the JSON must be doubled.
-        payload = to_json(data).decode().replace("\\", "\\\\")
-        rows.append(f"{user_id}\t{seq}\t{name}\t{payload}\n")
+        rows.append((user_id, seq, name, to_json(data).decode()))
         staged.append((room(user_id), name, {**data, "seq": seq}))
         seqs.append(seq)
-    if rows:
-        # COPY on our own transaction's connection: a sweep writes thousands of events at once.
-        connection = await raw_connection(db)
-        async with connection.cursor().copy(
-            "COPY user_events (user_id, seq, event, data) FROM STDIN"
-        ) as copy:
-            await copy.write("".join(rows))
+    await _store(db, rows)
     emitter: Emitter | None = db.info.get("emitter")
     if emitter is not None and staged:
         await emitter.stage(db, staged)
     return seqs
+
+
+COPY_FROM = 64  # rows; below this one INSERT beats COPY's extra round trips
+
+
+async def _store(db: AsyncSession, rows: list[tuple[uuid.UUID, int, str, str]]) -> None:
+    if not rows:
+        return
+    if len(rows) < COPY_FROM:
+        users, seqs, names, payloads = (list(column) for column in zip(*rows, strict=True))
+        await execute_bulk(
+            db,
+            "INSERT INTO user_events (user_id, seq, event, data) SELECT * FROM unnest("
+            "%(users)b::uuid[], %(seqs)b::bigint[], %(names)s::text[], %(payloads)s::jsonb[])",
+            {"users": users, "seqs": seqs, "names": names, "payloads": payloads},
+        )
+        return
+    # COPY on our own transaction's connection: a sweep writes thousands of events at once.
+    # Text format: tab-separated, and a backslash in the JSON must be doubled.
+    lines = "".join(
+        f"{user_id}\t{seq}\t{name}\t{payload.replace(chr(92), chr(92) * 2)}\n"
+        for user_id, seq, name, payload in rows
+    )
+    connection = await raw_connection(db)
+    async with connection.cursor().copy(
+        "COPY user_events (user_id, seq, event, data) FROM STDIN"
+    ) as copy:
+        await copy.write(lines)
 
 
 async def events_after(

@@ -8,14 +8,14 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy import and_, delete, exists, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock, jobs, realtime
 from afterhours.chat import limits
 from afterhours.chat.models import Message, PermanentMatch
 from afterhours.chat.schemas import MatchSaved, MessageOut, MessageSent
-from afterhours.errors import AppError, validation_error
+from afterhours.db import execute_bulk
+from afterhours.errors import AppError, not_found, validation_error
 from afterhours.matching import service as matching
 from afterhours.matching.models import Match, Participant
 from afterhours.matching.schemas import MatchClosed, MatchOut
@@ -71,15 +71,39 @@ async def blocked_between(db: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
     )
 
 
-async def check_writable(db: AsyncSession, match: Match, me: uuid.UUID, them: uuid.UUID) -> None:
+async def check_writable(db: AsyncSession, status: str, me: uuid.UUID, them: uuid.UUID) -> None:
     """Chat is open while the match is active, and forever once saved, unless either side has
     since blocked the other (a block closes an active match, but a saved one is not open)."""
-    if match.status not in WRITABLE:
-        if match.status == "pending":
+    if status not in WRITABLE:
+        if status == "pending":
             raise match_not_open("The chat opens once both have accepted")
         raise match_not_open()
-    if match.status == "saved" and await blocked_between(db, me, them):
+    if status == "saved" and await blocked_between(db, me, them):
         raise match_not_open()
+
+
+async def lock_chat(
+    db: AsyncSession, match_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[str, uuid.UUID]:
+    """(status, the other participant) of a match `user_id` is in, its row locked; else 404.
+
+    One statement on the hot path of every message. The lock orders concurrent sends in one
+    match: created_at order, commit order and each participant's event seq order are the same.
+    """
+    rows = await execute_bulk(
+        db,
+        "SELECT m.status, them.user_id FROM after_hours_matches m"
+        " JOIN after_hours_match_participants me"
+        "   ON me.match_id = m.id AND me.user_id = %(me)s"
+        " JOIN after_hours_match_participants them"
+        "   ON them.match_id = m.id AND them.user_id <> %(me)s"
+        " WHERE m.id = %(match)s FOR UPDATE OF m",
+        {"me": user_id, "match": match_id},
+    )
+    if not rows:
+        raise not_found("Match")
+    status, other = rows[0]
+    return status, other
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -102,11 +126,9 @@ async def send_message(
     if retry_after is not None:
         log.info("message_rate_limited user_id=%s", sender_id)
         raise rate_limited(retry_after)
-    # The match row lock orders concurrent sends in one match: created_at order, commit order
-    # and each participant's event seq order are then the same.
-    match, mine, theirs = await matching.sides(db, match_id, sender_id, for_update=True)
+    status, other = await lock_chat(db, match_id, sender_id)
     try:
-        await check_writable(db, match, sender_id, theirs.user_id)
+        await check_writable(db, status, sender_id, other)
     except AppError:
         # A resend of something stored before the chat closed still gets its message back.
         stored = await _stored(db, match_id, sender_id, client_message_id)
@@ -114,32 +136,37 @@ async def send_message(
             raise
         limits.messages.give_back(sender_id)
         return message_out(stored)
-    message = (
-        await db.scalars(
-            insert(Message)
-            .values(
-                id=uuid.uuid4(),
-                match_id=match_id,
-                sender_id=sender_id,
-                content=content,
-                client_message_id=client_message_id,
-                created_at=clock.now(),
-            )
-            .on_conflict_do_nothing(
-                index_elements=[Message.match_id, Message.sender_id, Message.client_message_id]
-            )
-            .returning(Message)
-        )
-    ).one_or_none()
-    if message is None:
+    out = MessageOut(
+        id=uuid.uuid4(),
+        match_id=match_id,
+        sender_id=sender_id,
+        content=content,
+        created_at=clock.now(),
+        client_message_id=client_message_id,
+    )
+    inserted = await execute_bulk(
+        db,
+        "INSERT INTO after_hours_messages"
+        " (id, match_id, sender_id, content, client_message_id, created_at)"
+        " VALUES (%(id)s, %(match)s, %(sender)s, %(content)s, %(client)s, %(at)s)"
+        " ON CONFLICT (match_id, sender_id, client_message_id) DO NOTHING RETURNING id",
+        {
+            "id": out.id,
+            "match": match_id,
+            "sender": sender_id,
+            "content": content,
+            "client": client_message_id,
+            "at": out.created_at,
+        },
+    )
+    if not inserted:
         stored = await _stored(db, match_id, sender_id, client_message_id)
         assert stored is not None  # the conflicting row exists: we hold the match lock
         limits.messages.give_back(sender_id)
         return message_out(stored)
-    out = message_out(message)
     event = MessageSent(**out.model_dump())
-    await realtime.emit_many(db, [(sender_id, event), (theirs.user_id, event)])
-    log.info("message_sent match_id=%s message_id=%s", match_id, message.id)
+    await realtime.emit_many(db, [(sender_id, event), (other, event)])
+    log.info("message_sent match_id=%s message_id=%s", match_id, out.id)
     return out
 
 
@@ -204,7 +231,7 @@ async def typing_recipient(
 ) -> uuid.UUID:
     """Who hears that `user_id` is typing in `match_id`; errors as for sending a message."""
     match, _, theirs = await matching.sides(db, match_id, user_id)
-    await check_writable(db, match, user_id, theirs.user_id)
+    await check_writable(db, match.status, user_id, theirs.user_id)
     return theirs.user_id
 
 
