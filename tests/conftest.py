@@ -87,27 +87,27 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def running_server(settings: Settings, **app_options: Any) -> AsyncIterator[str]:
-    """Serve create_app(settings) with uvicorn on a free loopback port; yields its base URL."""
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, **app_options),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+
+
+def running_server(settings: Settings, **app_options: Any) -> Any:
+    """Serve create_app(settings, **app_options); an async context manager of its base URL."""
+    return serving(create_app(settings, **app_options))
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,19 @@
 """The envelope every failure shares, the operations routes, and the OpenAPI document."""
 
-import asyncio
 import io
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from PIL import Image
 
 from afterhours.app import create_app
 from afterhours.profiles.routes import router as profiles_router
 from afterhours.settings import Settings
-from tests.conftest import assert_error, free_port
+from tests.conftest import assert_error, serving
 
 CODE = re.compile(r"^[A-Z][A-Z_]*$")
 
@@ -220,25 +217,6 @@ def find_fastapi(app: Any) -> FastAPI:
         seen += 1
         assert app is not None and seen < 10, "no FastAPI inside create_app()"
     return app
-
-
-@asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_unexpected_error_is_500_internal_error_with_request_id_and_no_trace(

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 import uuid
@@ -26,9 +27,15 @@ def migrate(settings: Settings) -> str:
     return url
 
 
-def serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
-    import gc
+def tune_gc() -> None:
+    """For long-running processes: objects made at start-up need no more collection passes, and
+    fewer, larger young-generation passes keep collector pauses out of message latency and
+    sweeps (which allocate hundreds of thousands of short-lived objects)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
+
+def serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
     import uvicorn
 
     from afterhours.app import create_app
@@ -36,10 +43,7 @@ def serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
     url = migrate(settings)
     settings = settings.model_copy(update={"database_url": url})
     app = create_app(settings, with_worker=with_worker)
-    # Long-lived objects made at start-up need no more collection passes, and fewer, larger
-    # young-generation passes keep collector pauses out of message latency.
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    tune_gc()
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
 
 
@@ -48,6 +52,7 @@ def worker(settings: Settings) -> None:
 
     url = migrate(settings)
     settings = settings.model_copy(update={"database_url": url})
+    tune_gc()
     asyncio.run(jobs.run_standalone_worker(settings))
 
 

@@ -247,20 +247,30 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
         }
 
     async def notify_within(self, db: AsyncSession, messages: list[dict[str, Any]]) -> None:
-        """NOTIFY every message inside `db`'s transaction (one statement)."""
-        payloads = []
+        """NOTIFY every message inside `db`'s transaction: packed as JSON arrays of up to
+        NOTIFY's size limit, in one statement (a sweep sends thousands)."""
+        chunks: list[str] = []
+        batch: list[str] = []
+        size = 2
         for message in messages:
-            payload = self.json.dumps(message)
-            if len(payload.encode()) > NOTIFY_LIMIT_BYTES:
+            encoded = to_json(message).decode()
+            length = len(encoded.encode()) + 1
+            if length + 2 > NOTIFY_LIMIT_BYTES:
                 # Too big for NOTIFY: other processes' sockets learn of it by seq on replay.
                 log.error("notify_payload_too_large event=%s", message["event"])
                 continue
-            payloads.append(payload)
-        if payloads:
+            if size + length > NOTIFY_LIMIT_BYTES:
+                chunks.append("[" + ",".join(batch) + "]")
+                batch, size = [], 2
+            batch.append(encoded)
+            size += length
+        if batch:
+            chunks.append("[" + ",".join(batch) + "]")
+        if chunks:
             await execute_bulk(
                 db,
-                "SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)s::text[]) AS p",
-                {"channel": self.channel, "payloads": payloads},
+                "SELECT pg_notify(%(channel)s, p) FROM unnest(%(chunks)s::text[]) AS p",
+                {"channel": self.channel, "chunks": chunks},
             )
 
     async def deliver_here(self, messages: list[dict[str, Any]]) -> None:
@@ -292,7 +302,7 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
                     if attempt:
                         raise
 
-    async def _listen(self) -> AsyncIterator[str]:
+    async def _listen(self) -> AsyncIterator[str | dict[str, Any]]:
         delay = 0.5
         while True:
             try:
@@ -302,7 +312,12 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
                     await conn.execute(f'LISTEN "{self.channel}"')
                     delay = 0.5
                     async for notify in conn.notifies():
-                        yield notify.payload
+                        # A transaction's events come packed in arrays (notify_within).
+                        if notify.payload.startswith("["):
+                            for message in self.json.loads(notify.payload):
+                                yield message
+                        else:
+                            yield notify.payload
             except psycopg.OperationalError:
                 log.warning("notify_listener_reconnecting delay=%.1f", delay)
                 await asyncio.sleep(delay)
