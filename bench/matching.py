@@ -1,7 +1,7 @@
 """The matching sweep at city scale, against the seeds' way (one candidate query per user).
 
 Waiting users are spread over five cities (≈11 km standard deviation around each centre),
-with the gender mix, preferences and ages of a dating app. Ours: one `matching.service.sweep`
+with the gender mix, preferences and ages of a dating app. Ours: one `matching.sweep.sweep`
 (loads, pairs with the k-d tree, inserts matches and their events) in a transaction that is
 rolled back so every repeat starts from the same state. Baseline: for each waiting user in
 waiting order, one SQL query for the nearest compatible free candidate (as the seeds'
@@ -16,7 +16,7 @@ import psycopg
 
 from afterhours.cli import tune_gc
 from afterhours.db import Database
-from afterhours.matching import service
+from afterhours.matching import sweep
 from afterhours.settings import Settings
 from afterhours.storage import LocalStorage
 from bench.common import ROOT, Report, scratch_database
@@ -76,7 +76,7 @@ async def our_sweep(url: str, settings: Settings, repeats: int) -> tuple[list[fl
         for _ in range(repeats):
             async with db.sessionmaker() as session:
                 t0 = time.perf_counter()
-                result = await service.sweep(session, settings=settings, storage=storage)
+                result = await sweep.sweep(session, settings=settings, storage=storage)
                 times.append(time.perf_counter() - t0)
                 pairs, waiting = result.pairs, result.waiting
                 await session.rollback()

@@ -7,19 +7,16 @@ away asks for what it missed (`lastSeq` at connect, or `GET /api/after-hours/eve
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-import psycopg
 import socketio
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
-from socketio.async_pubsub_manager import AsyncPubSubManager
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -38,17 +35,15 @@ from afterhours.db import (
     Database,
     after_commit,
     execute_bulk,
-    psycopg_conninfo,
     raw_connection,
 )
 from afterhours.errors import AppError, ack_error, from_validation_error
+from afterhours.pubsub import PostgresManager
 from afterhours.schemas import WireModel
 from afterhours.settings import Settings
 
 log = logging.getLogger("afterhours.realtime")
 
-NOTIFY_CHANNEL = "afterhours_socketio"
-NOTIFY_LIMIT_BYTES = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes and more
 REPLAY_LIMIT = 500
 
 
@@ -206,122 +201,7 @@ async def events_after(
     return list(rows)
 
 
-# --- cross-process fan-out on PostgreSQL LISTEN/NOTIFY ---------------------------------------
-
-
-class _CompactJson:
-    """UTF-8 JSON (not \\u escapes) so a 1,000-character message stays under NOTIFY's limit."""
-
-    @staticmethod
-    def dumps(data: Any) -> str:
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-    @staticmethod
-    def loads(data: str | bytes) -> Any:
-        return json.loads(data)
-
-
-class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
-    """A Socket.IO client manager that fans out through PostgreSQL LISTEN/NOTIFY."""
-
-    name = "postgres"
-
-    def __init__(self, url: str, *, channel: str = NOTIFY_CHANNEL, write_only: bool = False):
-        super().__init__(channel=channel, write_only=write_only, json=_CompactJson)
-        self.conninfo = psycopg_conninfo(url)
-        self._publisher: psycopg.AsyncConnection[Any] | None = None
-        self._lock = asyncio.Lock()
-
-    def message(self, event: str, data: dict[str, Any], room: str) -> dict[str, Any]:
-        """The pub/sub form of an emit, as AsyncPubSubManager.emit builds it."""
-        return {
-            "method": "emit",
-            "event": event,
-            "data": [data],
-            "binary": False,
-            "namespace": "/",
-            "room": room,
-            "skip_sid": None,
-            "callback": None,
-            "host_id": self.host_id,
-        }
-
-    async def notify_within(self, db: AsyncSession, messages: list[dict[str, Any]]) -> None:
-        """NOTIFY every message inside `db`'s transaction: packed as JSON arrays of up to
-        NOTIFY's size limit, in one statement (a sweep sends thousands)."""
-        chunks: list[str] = []
-        batch: list[str] = []
-        size = 2
-        for message in messages:
-            encoded = to_json(message).decode()
-            length = len(encoded.encode()) + 1
-            if length + 2 > NOTIFY_LIMIT_BYTES:
-                # Too big for NOTIFY: other processes' sockets learn of it by seq on replay.
-                log.error("notify_payload_too_large event=%s", message["event"])
-                continue
-            if size + length > NOTIFY_LIMIT_BYTES:
-                chunks.append("[" + ",".join(batch) + "]")
-                batch, size = [], 2
-            batch.append(encoded)
-            size += length
-        if batch:
-            chunks.append("[" + ",".join(batch) + "]")
-        if chunks:
-            await execute_bulk(
-                db,
-                "SELECT pg_notify(%(channel)s, p) FROM unnest(%(chunks)s::text[]) AS p",
-                {"channel": self.channel, "chunks": chunks},
-            )
-
-    async def deliver_here(self, messages: list[dict[str, Any]]) -> None:
-        """Deliver to this process's own sockets (its listener skips its own NOTIFYs)."""
-        for message in messages:
-            try:
-                await self._handle_emit(message)
-            except Exception:  # the event is stored; the client catches up by seq
-                log.exception("emit_failed event=%s", message["event"])
-
-    async def _publish(self, data: Any) -> None:
-        payload = self.json.dumps(data)
-        if len(payload.encode()) > NOTIFY_LIMIT_BYTES:
-            log.error("notify_payload_too_large bytes=%d", len(payload.encode()))
-            return
-        async with self._lock:
-            for attempt in range(2):
-                try:
-                    if self._publisher is None or self._publisher.closed:
-                        self._publisher = await psycopg.AsyncConnection.connect(
-                            self.conninfo, autocommit=True
-                        )
-                    await self._publisher.execute(
-                        "SELECT pg_notify(%s, %s)", (self.channel, payload)
-                    )
-                    return
-                except psycopg.OperationalError:
-                    self._publisher = None
-                    if attempt:
-                        raise
-
-    async def _listen(self) -> AsyncIterator[str | dict[str, Any]]:
-        delay = 0.5
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.conninfo, autocommit=True
-                ) as conn:
-                    await conn.execute(f'LISTEN "{self.channel}"')
-                    delay = 0.5
-                    async for notify in conn.notifies():
-                        # A transaction's events come packed in arrays (notify_within).
-                        if notify.payload.startswith("["):
-                            for message in self.json.loads(notify.payload):
-                                yield message
-                        else:
-                            yield notify.payload
-            except psycopg.OperationalError:
-                log.warning("notify_listener_reconnecting delay=%.1f", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+# --- cross-process fan-out -----------------------------------------------------------------
 
 
 def client_manager(settings: Settings, url: str, *, write_only: bool = False) -> Any:

@@ -7,7 +7,7 @@ import httpx
 import psycopg
 
 from afterhours.db import Database
-from afterhours.matching import service
+from afterhours.matching import sweep
 from afterhours.storage import LocalStorage
 from tests.conftest import random_place, running_server
 from tests.matching.conftest import go
@@ -41,7 +41,7 @@ async def test_two_concurrent_sweeps_never_double_book(
 
     async def one_sweep(db: Database) -> int:
         async with db.transaction() as session:
-            return (await service.sweep(session, settings=settings, storage=storage)).pairs
+            return (await sweep.sweep(session, settings=settings, storage=storage)).pairs
 
     made = await asyncio.gather(*(one_sweep(db) for db in databases))
     for db in databases:

@@ -6,17 +6,17 @@ import uuid
 import procrastinate
 
 from afterhours.jobs import runtime
-from afterhours.matching import service
+from afterhours.matching import service, sweep
 
 blueprint = procrastinate.Blueprint()
 
 
 @blueprint.task(name="sweep", pass_context=True, lock="matching", queueing_lock="matching:sweep")
-async def sweep(context: procrastinate.JobContext) -> None:
+async def periodic_sweep(context: procrastinate.JobContext) -> None:
     rt = runtime(context)
     async with rt.db.transaction() as db:
         await service.auto_decline_due(db)  # in case a deadline job was lost
-        await service.sweep(db, settings=rt.settings, storage=rt.storage)
+        await sweep.sweep(db, settings=rt.settings, storage=rt.storage)
 
 
 @blueprint.task(name="attempt", pass_context=True, lock="matching")
@@ -24,7 +24,7 @@ async def attempt(context: procrastinate.JobContext, user_id: str) -> None:
     """A match attempt for one user (after a session start or a close): they go first."""
     rt = runtime(context)
     async with rt.db.transaction() as db:
-        await service.sweep(
+        await sweep.sweep(
             db, settings=rt.settings, storage=rt.storage, focus_user=uuid.UUID(user_id)
         )
 
