@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +12,16 @@ import pytest
 from afterhours import clock
 from afterhours.clock import FrozenClock
 from afterhours.settings import Settings
-from tests.conftest import Recorder, User, random_place
-from tests.matching.conftest import Person, database, go, person  # noqa: F401 (fixtures)
+from tests.conftest import Recorder
+from tests.matching.conftest import (  # noqa: F401 (fixtures)
+    MakePair,
+    Pair,
+    Person,
+    database,
+    go,
+    matched,
+    person,
+)
 
 MATCH = "after_hours:match"
 MESSAGE = "after_hours:message"
@@ -24,40 +31,22 @@ CLOSED = "after_hours:match_closed"
 NO_MATCHES = "after_hours:no_matches"
 
 
-@dataclass
-class Chat:
-    a: User
-    b: User
-    sa: Recorder
-    sb: Recorder
-    match_id: str
-
-    def path(self, tail: str = "") -> str:
-        return f"/api/after-hours/matches/{self.match_id}{tail}"
-
-
+Chat = Pair
 MakeChat = Callable[..., Awaitable[Chat]]
 
 
 @pytest.fixture
-def make_chat(client: httpx.AsyncClient, person: Person, connect: Any) -> MakeChat:  # noqa: F811
+def make_chat(client: httpx.AsyncClient, matched: MakePair) -> MakeChat:  # noqa: F811
     """Two people at a fresh spot, matched; both accepted (the chat is open) unless told not to."""
 
     async def make(*, accept: bool = True) -> Chat:
-        here = random_place()
-        a, b = await person(place=here), await person(place=here)
-        sa, sb = await connect(a), await connect(b)
-        await go(client, a)
-        await go(client, b)
-        match_id = (await sa.wait_for(MATCH))["id"]
-        await sb.wait_for(MATCH)
-        chat = Chat(a, b, sa, sb, match_id)
+        chat = await matched()
         if accept:
-            for user in (a, b):
+            for user in (chat.a, chat.b):
                 r = await client.post(chat.path("/accept"), headers=user.headers)
                 assert r.status_code == 200, r.text
-            await sa.wait_for("after_hours:chat_open")
-            await sb.wait_for("after_hours:chat_open")
+            await chat.sa.wait_for("after_hours:chat_open")
+            await chat.sb.wait_for("after_hours:chat_open")
         return chat
 
     return make

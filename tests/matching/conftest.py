@@ -1,4 +1,5 @@
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -6,7 +7,7 @@ import pytest
 
 from afterhours.db import Database
 from afterhours.settings import Settings
-from tests.conftest import User, random_place
+from tests.conftest import Recorder, User, random_place
 from tests.sessions.conftest import start
 
 Person = Callable[..., Awaitable[User]]
@@ -67,3 +68,35 @@ async def database(base_settings: Settings) -> Any:
     db = Database(base_settings.database_url, settings=base_settings)
     yield db
     await db.dispose()
+
+
+@dataclass
+class Pair:
+    """Two people at a fresh spot, both in session and matched (pending), sockets open."""
+
+    a: User
+    b: User
+    sa: Recorder
+    sb: Recorder
+    match_id: str
+
+    def path(self, tail: str = "") -> str:
+        return f"/api/after-hours/matches/{self.match_id}{tail}"
+
+
+MakePair = Callable[[], Awaitable[Pair]]
+
+
+@pytest.fixture
+def matched(client: httpx.AsyncClient, person: Person, connect: Any) -> MakePair:
+    async def make() -> Pair:
+        here = random_place()
+        a, b = await person(place=here), await person(place=here)
+        sa, sb = await connect(a), await connect(b)
+        await go(client, a)
+        await go(client, b)
+        match_id = (await sa.wait_for("after_hours:match"))["id"]
+        await sb.wait_for("after_hours:match")
+        return Pair(a, b, sa, sb, match_id)
+
+    return make

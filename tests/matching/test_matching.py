@@ -102,13 +102,10 @@ async def test_blocked_is_no_match(client, person, connect) -> None:
     await expect_no_pair(client, connect, b, a)  # the block works both ways
 
 
-async def test_declined_pair_is_not_matched_again(client, person, connect) -> None:
-    here = random_place()
-    a, b = await person(place=here), await person(place=here)
-    sa, sb = await connect(a), await connect(b)
-    await go(client, a)
-    await go(client, b)
-    match = await sa.wait_for(MATCH)
+async def test_declined_pair_is_not_matched_again(client, matched) -> None:
+    pair = await matched()
+    a, b, sa, sb = pair.a, pair.b, pair.sa, pair.sb
+    match = sa.named(MATCH)[0]
     r = await client.post(f"/api/after-hours/matches/{match['id']}/decline", headers=b.headers)
     assert r.status_code == 200 and r.json()["match"]["status"] == "declined"
     await sa.wait_for(CLOSED)
@@ -153,13 +150,9 @@ async def test_third_user_waits_then_is_matched_after_a_decline(client, person, 
     assert second["id"] != first["id"]
 
 
-async def test_accepts_open_the_chat(client, person, connect) -> None:
-    here = random_place()
-    a, b = await person(place=here), await person(place=here)
-    sa, sb = await connect(a), await connect(b)
-    await go(client, a)
-    await go(client, b)
-    match_id = (await sa.wait_for(MATCH))["id"]
+async def test_accepts_open_the_chat(client, matched) -> None:
+    pair = await matched()
+    a, b, sa, sb, match_id = pair.a, pair.b, pair.sa, pair.sb, pair.match_id
     r = await client.post(f"/api/after-hours/matches/{match_id}/accept", headers=a.headers)
     assert r.status_code == 200
     assert r.json()["match"]["acceptedByMe"] is True
@@ -182,13 +175,9 @@ async def test_accepts_open_the_chat(client, person, connect) -> None:
     assert len(sb.named("after_hours:match_accepted")) == 2
 
 
-async def test_decline_closes_for_both_and_then_match_is_not_open(client, person, connect) -> None:
-    here = random_place()
-    a, b = await person(place=here), await person(place=here)
-    sa, sb = await connect(a), await connect(b)
-    await go(client, a)
-    await go(client, b)
-    match_id = (await sa.wait_for(MATCH))["id"]
+async def test_decline_closes_for_both_and_then_match_is_not_open(client, matched) -> None:
+    pair = await matched()
+    a, b, sa, sb, match_id = pair.a, pair.b, pair.sa, pair.sb, pair.match_id
     await client.post(f"/api/after-hours/matches/{match_id}/decline", headers=a.headers)
     for s in (sa, sb):
         closed = await s.wait_for(CLOSED)
@@ -198,13 +187,10 @@ async def test_decline_closes_for_both_and_then_match_is_not_open(client, person
         assert_error(r, 409, "MATCH_NOT_OPEN")
 
 
-async def test_pending_match_auto_declines(client, person, connect) -> None:
-    here = random_place()
-    a, b = await person(place=here), await person(place=here)
-    sa, sb = await connect(a), await connect(b)
-    await go(client, a)
-    await go(client, b)
-    match = await sa.wait_for(MATCH)
+async def test_pending_match_auto_declines(client, matched) -> None:
+    pair = await matched()
+    a, sa, sb = pair.a, pair.sa, pair.sb
+    match = sa.named(MATCH)[0]
     await client.post(f"/api/after-hours/matches/{match['id']}/accept", headers=a.headers)
     closed = await sb.wait_for(CLOSED, within=10)
     assert closed == {
@@ -217,13 +203,9 @@ async def test_pending_match_auto_declines(client, person, connect) -> None:
     assert await open_match(client, a) is None
 
 
-async def test_session_end_closes_the_match_as_ended(client, person, connect) -> None:
-    here = random_place()
-    a, b = await person(place=here), await person(place=here)
-    sa, sb = await connect(a), await connect(b)
-    await go(client, a)
-    await go(client, b)
-    match_id = (await sa.wait_for(MATCH))["id"]
+async def test_session_end_closes_the_match_as_ended(client, matched) -> None:
+    pair = await matched()
+    a, b, sa, sb, match_id = pair.a, pair.b, pair.sa, pair.sb, pair.match_id
     await client.post("/api/after-hours/session/end", headers=b.headers)
     for s in (sa, sb):
         closed = await s.wait_for(CLOSED)
