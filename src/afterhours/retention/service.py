@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Select, delete, exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,37 +92,43 @@ async def close_stale_sessions(db: AsyncSession, limit: int) -> int:
     return await sessions.close_expired(db)
 
 
+async def _delete_batch(
+    db: AsyncSession, table: Any, key: tuple[Any, ...], *where: Any, limit: int
+) -> int:
+    """Delete up to `limit` rows of `table` matching `where`, picked by their primary `key`."""
+    batch = select(*key).where(*where).limit(limit)
+    return _count(await db.execute(delete(table).where(tuple_(*key).in_(batch))))
+
+
 async def delete_old_declines(db: AsyncSession, limit: int) -> int:
-    key = tuple_(Decline.user_id, Decline.declined_user_id)
-    batch = (
-        select(Decline.user_id, Decline.declined_user_id)
-        .where(Decline.created_at < clock.now() - DECLINE_RETENTION)
-        .limit(limit)
+    return await _delete_batch(
+        db,
+        Decline,
+        (Decline.user_id, Decline.declined_user_id),
+        Decline.created_at < clock.now() - DECLINE_RETENTION,
+        limit=limit,
     )
-    return _count(await db.execute(delete(Decline).where(key.in_(batch))))
 
 
 async def delete_old_events(db: AsyncSession, limit: int) -> int:
-    key = tuple_(UserEvent.user_id, UserEvent.seq)
-    batch = (
-        select(UserEvent.user_id, UserEvent.seq)
-        .where(UserEvent.created_at < clock.now() - EVENT_RETENTION)
-        .limit(limit)
+    return await _delete_batch(
+        db,
+        UserEvent,
+        (UserEvent.user_id, UserEvent.seq),
+        UserEvent.created_at < clock.now() - EVENT_RETENTION,
+        limit=limit,
     )
-    return _count(await db.execute(delete(UserEvent).where(key.in_(batch))))
 
 
 async def delete_stale_fingerprints(db: AsyncSession, limit: int) -> int:
-    key = tuple_(DeviceFingerprint.user_id, DeviceFingerprint.fingerprint_hash)
-    batch = (
-        select(DeviceFingerprint.user_id, DeviceFingerprint.fingerprint_hash)
-        .where(
-            DeviceFingerprint.last_seen_at < clock.now() - FINGERPRINT_RETENTION,
-            DeviceFingerprint.banned_at.is_(None),
-        )
-        .limit(limit)
+    return await _delete_batch(
+        db,
+        DeviceFingerprint,
+        (DeviceFingerprint.user_id, DeviceFingerprint.fingerprint_hash),
+        DeviceFingerprint.last_seen_at < clock.now() - FINGERPRINT_RETENTION,
+        DeviceFingerprint.banned_at.is_(None),
+        limit=limit,
     )
-    return _count(await db.execute(delete(DeviceFingerprint).where(key.in_(batch))))
 
 
 def delete_orphan_profiles(storage: PhotoStorage) -> Callable[[AsyncSession, int], Awaitable[int]]:
