@@ -234,6 +234,8 @@ def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
         async_mode="asgi",
         client_manager=client_manager(settings, url),
         cors_allowed_origins="*",
+        ping_interval=settings.socket_ping_interval_seconds,
+        ping_timeout=settings.socket_ping_timeout_seconds,
         logger=False,
         engineio_logger=False,
     )

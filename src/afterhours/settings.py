@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     url_signing_key: str | None = None
     # Keys the per-user location fuzz (docs/privacy.md); generated into the data dir when unset.
     location_secret: str | None = None
+    # Socket.IO heartbeat (socket.io's defaults): how often the server pings each client, and
+    # how long it waits for the answer before dropping the connection.
+    socket_ping_interval_seconds: float = 25.0
+    socket_ping_timeout_seconds: float = 20.0
+
     photo_url_ttl_seconds: int = 3600
     max_photo_bytes: int = 5 * 1024 * 1024
     max_json_bytes: int = 64 * 1024
