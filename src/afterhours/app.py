@@ -144,7 +144,6 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
         lifespan=lifespan,
     )
     api.state.settings = settings
-    api.state.with_worker = with_worker
     api.state.location_secret = (
         settings.location_secret or persistent_secret(settings, "location_secret")
     ).encode()
