@@ -58,11 +58,11 @@ def psycopg_conninfo(url: str) -> str:
 
 class Database:
     def __init__(
-        self, url: str, *, emitter: Any = None, settings: Any = None, pool_size: int = 10
+        self, url: str, *, emitter: Any = None, settings: Any = None, pool_size: int = 20
     ) -> None:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(
-            sqlalchemy_url(url), pool_size=pool_size, max_overflow=20, pool_pre_ping=True
+            sqlalchemy_url(url), pool_size=pool_size, max_overflow=10, pool_pre_ping=True
         )
         # Each unit of work carries its process's settings and event emitter (realtime.emit
         # sends through it after commit).
