@@ -104,9 +104,14 @@ async def current_identity(
     return identity
 
 
-async def premium_identity(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+def check_premium(identity: Identity) -> None:
+    """The After Hours rule, for REST routes (below) and socket events alike."""
     if not identity.premium:
         raise AppError("PREMIUM_REQUIRED", "After Hours requires a premium account", status=403)
+
+
+async def premium_identity(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+    check_premium(identity)
     return identity
 
 

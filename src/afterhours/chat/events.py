@@ -7,17 +7,10 @@ import socketio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import realtime
-from afterhours.auth import Identity
+from afterhours.auth import Identity, check_premium
 from afterhours.chat import limits, service
 from afterhours.chat.schemas import SendMessageIn, Typing, TypingIn
 from afterhours.db import Database
-from afterhours.errors import AppError
-
-
-def check_premium(identity: Identity) -> None:
-    # The same rule as every After Hours REST route.
-    if not identity.premium:
-        raise AppError("PREMIUM_REQUIRED", "After Hours requires a premium account", status=403)
 
 
 async def send_message(db: AsyncSession, identity: Identity, data: SendMessageIn) -> dict[str, Any]:

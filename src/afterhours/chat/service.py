@@ -32,10 +32,6 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 
 
-def match_not_open(message: str = "This match is no longer open") -> AppError:
-    return AppError("MATCH_NOT_OPEN", message, status=409)
-
-
 def rate_limited(retry_after: int) -> AppError:
     return AppError(
         "RATE_LIMITED",
@@ -76,10 +72,10 @@ async def check_writable(db: AsyncSession, status: str, me: uuid.UUID, them: uui
     since blocked the other (a block closes an active match, but a saved one is not open)."""
     if status not in WRITABLE:
         if status == "pending":
-            raise match_not_open("The chat opens once both have accepted")
-        raise match_not_open()
+            raise matching.match_not_open("The chat opens once both have accepted")
+        raise matching.match_not_open()
     if status == "saved" and await blocked_between(db, me, them):
-        raise match_not_open()
+        raise matching.match_not_open()
 
 
 async def lock_chat(
@@ -197,7 +193,7 @@ async def list_messages(
     """The `limit` messages just older than `before` (or the latest), oldest first."""
     match, _, _ = await matching.sides(db, match_id, user_id)
     if match.status not in READABLE:
-        raise match_not_open()
+        raise matching.match_not_open()
     stmt = select(Message).where(Message.match_id == match_id)
     if before is not None:
         cursor = (
@@ -250,7 +246,7 @@ async def save_match(
     if match.status == "saved":
         return await matching.match_view(db, storage=storage, match=match, mine=mine, theirs=theirs)
     if match.status != "active":
-        raise match_not_open("Only an active match can be saved")
+        raise matching.match_not_open("Only an active match can be saved")
     if mine.saved_at is None:
         now = clock.now()
         mine.saved_at = now

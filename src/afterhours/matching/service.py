@@ -27,8 +27,8 @@ from afterhours.storage import PhotoStorage
 log = logging.getLogger("afterhours.matching")
 
 
-def match_not_open() -> AppError:
-    return AppError("MATCH_NOT_OPEN", "This match is no longer open", status=409)
+def match_not_open(message: str = "This match is no longer open") -> AppError:
+    return AppError("MATCH_NOT_OPEN", message, status=409)
 
 
 def card_of(facts: profiles.MatchingFacts, match: Match, storage: PhotoStorage) -> Card:
