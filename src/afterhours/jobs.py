@@ -45,15 +45,6 @@ async def defer(
         pass
 
 
-async def defer_many(
-    db: AsyncSession, task: str, *, at: datetime, kwargs: list[dict[str, Any]]
-) -> None:
-    """Defer one job per kwargs, all at `at`, in one statement inside `db`'s transaction."""
-    connection = await raw_connection(db)
-    deferrer = job_app.configure_task(task, schedule_at=at, connection=connection)
-    await deferrer.batch_defer_async(*kwargs)
-
-
 @dataclass
 class Runtime:
     """What a task needs from the process it runs in; reaches tasks through the job context."""
