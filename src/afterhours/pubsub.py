@@ -58,30 +58,35 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
 
     async def notify_within(self, db: AsyncSession, messages: list[dict[str, Any]]) -> None:
         """NOTIFY every message inside `db`'s transaction: packed as JSON arrays of up to
-        NOTIFY's size limit, in one statement (a sweep sends thousands)."""
+        NOTIFY's size limit, in one statement (a sweep sends thousands). A pack starts with
+        this host's id, so its own listener skips it unread (deliver_here has sent it)."""
         chunks: list[str] = []
         batch: list[str] = []
-        size = 2
+        head = len(self.host_id) + 3  # "<host id> [" … "]"
+        size = head
         for message in messages:
             encoded = to_json(message).decode()
             length = len(encoded.encode()) + 1
-            if length + 2 > NOTIFY_LIMIT_BYTES:
+            if length + head > NOTIFY_LIMIT_BYTES:
                 # Too big for NOTIFY: other processes' sockets learn of it by seq on replay.
                 log.error("notify_payload_too_large event=%s", message["event"])
                 continue
             if size + length > NOTIFY_LIMIT_BYTES:
-                chunks.append("[" + ",".join(batch) + "]")
-                batch, size = [], 2
+                chunks.append(self._pack(batch))
+                batch, size = [], head
             batch.append(encoded)
             size += length
         if batch:
-            chunks.append("[" + ",".join(batch) + "]")
+            chunks.append(self._pack(batch))
         if chunks:
             await execute_bulk(
                 db,
                 "SELECT pg_notify(%(channel)s, p) FROM unnest(%(chunks)s::text[]) AS p",
                 {"channel": self.channel, "chunks": chunks},
             )
+
+    def _pack(self, messages: list[str]) -> str:
+        return f"{self.host_id} [{','.join(messages)}]"
 
     async def deliver_here(self, messages: list[dict[str, Any]]) -> None:
         """Deliver to this process's own sockets (its listener skips its own NOTIFYs)."""
@@ -122,12 +127,14 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
                     await conn.execute(f'LISTEN "{self.channel}"')
                     delay = 0.5
                     async for notify in conn.notifies():
-                        # A transaction's events come packed in arrays (notify_within).
-                        if notify.payload.startswith("["):
-                            for message in self.json.loads(notify.payload):
-                                yield message
-                        else:
+                        if notify.payload.startswith("{"):  # one message (_publish)
                             yield notify.payload
+                            continue
+                        # A transaction's events, packed by notify_within
+                        sender, _, pack = notify.payload.partition(" ")
+                        if sender != self.host_id:
+                            for message in self.json.loads(pack):
+                                yield message
             except psycopg.OperationalError:
                 log.warning("notify_listener_reconnecting delay=%.1f", delay)
                 await asyncio.sleep(delay)

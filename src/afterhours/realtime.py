@@ -270,25 +270,21 @@ def install_connect(
 
 
 Payload = TypeVar("Payload", bound=BaseModel)
-Handler = Callable[[AsyncSession, Identity, Payload], Awaitable[dict[str, Any]]]
+Handler = Callable[[Identity, Payload], Awaitable[dict[str, Any]]]
 
 
 def ack_handler(
-    sio: socketio.AsyncServer,
-    get_db: Callable[[], Database],
-    event: str,
-    model: type[Payload],
-    handler: Handler[Payload],
+    sio: socketio.AsyncServer, event: str, model: type[Payload], handler: Handler[Payload]
 ) -> None:
-    """Register `handler` for a client event: validated payload in, one transaction, an ack out."""
+    """Register `handler` for a client event: validated payload in, an ack out, errors in the
+    contract's envelope and never an exception through the socket."""
 
     async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
         session = await sio.get_session(sid)
         identity: Identity = session["identity"]
         try:
             payload = model.model_validate(data if data is not None else {})
-            async with get_db().transaction() as db:
-                result = await handler(db, identity, payload)
+            result = await handler(identity, payload)
         except ValidationError as exc:
             return ack_error(from_validation_error(exc))
         except AppError as exc:

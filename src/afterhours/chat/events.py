@@ -4,29 +4,35 @@ from collections.abc import Callable
 from typing import Any
 
 import socketio
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import realtime
 from afterhours.auth import Identity, check_premium
 from afterhours.chat import limits, service
 from afterhours.chat.schemas import SendMessageIn, Typing, TypingIn
+from afterhours.chat.writer import MessageWriter
 from afterhours.db import Database
 
 
-async def send_message(db: AsyncSession, identity: Identity, data: SendMessageIn) -> dict[str, Any]:
-    check_premium(identity)
-    message = await service.send_message(
-        db,
-        match_id=data.match_id,
-        sender_id=identity.user_id,
-        content=data.content,
-        client_message_id=data.client_message_id,
-    )
-    return {"message": message.model_dump(mode="json", by_alias=True)}
+def message_sender(writer: MessageWriter) -> realtime.Handler[SendMessageIn]:
+    async def send_message(identity: Identity, data: SendMessageIn) -> dict[str, Any]:
+        check_premium(identity)
+        message = await writer.send(
+            service.Send(
+                match_id=data.match_id,
+                sender_id=identity.user_id,
+                content=data.content,
+                client_message_id=data.client_message_id,
+            )
+        )
+        return {"message": message.model_dump(mode="json", by_alias=True)}
+
+    return send_message
 
 
-def typing_relay(sio: socketio.AsyncServer) -> realtime.Handler[TypingIn]:
-    async def typing(db: AsyncSession, identity: Identity, data: TypingIn) -> dict[str, Any]:
+def typing_relay(
+    sio: socketio.AsyncServer, get_db: Callable[[], Database]
+) -> realtime.Handler[TypingIn]:
+    async def typing(identity: Identity, data: TypingIn) -> dict[str, Any]:
         """Relay "typing" to the other participant's sockets, at most every 2 s per match.
 
         The one event that bypasses the event log (realtime.emit): it is stale within seconds,
@@ -36,7 +42,10 @@ def typing_relay(sio: socketio.AsyncServer) -> realtime.Handler[TypingIn]:
         key = (identity.user_id, data.match_id)
         if limits.typing.recently_passed(key):
             return {}  # this user's participation was checked by that relay, seconds ago
-        other = await service.typing_recipient(db, match_id=data.match_id, user_id=identity.user_id)
+        async with get_db().transaction() as db:
+            other = await service.typing_recipient(
+                db, match_id=data.match_id, user_id=identity.user_id
+            )
         limits.typing.mark(key)
         event = Typing(match_id=data.match_id, user_id=identity.user_id)
         await sio.emit(
@@ -48,5 +57,6 @@ def typing_relay(sio: socketio.AsyncServer) -> realtime.Handler[TypingIn]:
 
 
 def install(sio: socketio.AsyncServer, get_db: Callable[[], Database]) -> None:
-    realtime.ack_handler(sio, get_db, "after_hours:send_message", SendMessageIn, send_message)
-    realtime.ack_handler(sio, get_db, "after_hours:typing", TypingIn, typing_relay(sio))
+    writer = MessageWriter(get_db)
+    realtime.ack_handler(sio, "after_hours:send_message", SendMessageIn, message_sender(writer))
+    realtime.ack_handler(sio, "after_hours:typing", TypingIn, typing_relay(sio, get_db))

@@ -24,10 +24,12 @@ async def send_message(
     or saved; 429 RATE_LIMITED past 10 messages in 10 s."""
     message = await service.send_message(
         db,
-        match_id=match_id,
-        sender_id=user.user_id,
-        content=body.content,
-        client_message_id=body.client_message_id,
+        service.Send(
+            match_id=match_id,
+            sender_id=user.user_id,
+            content=body.content,
+            client_message_id=body.client_message_id,
+        ),
     )
     return ChatMessageResponse(message=message)
 

@@ -5,7 +5,10 @@ Message content is personal: it is stored, sent to the two participants, and nev
 
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, exists, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +17,7 @@ from afterhours import clock, jobs, realtime
 from afterhours.chat import limits
 from afterhours.chat.models import Message, PermanentMatch
 from afterhours.chat.schemas import MatchSaved, MessageOut, MessageSent
-from afterhours.db import execute_bulk
+from afterhours.db import after_commit, execute_bulk
 from afterhours.errors import AppError, not_found, validation_error
 from afterhours.matching import service as matching
 from afterhours.matching.models import Match, Participant
@@ -67,119 +70,176 @@ async def blocked_between(db: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
     )
 
 
-async def check_writable(db: AsyncSession, status: str, me: uuid.UUID, them: uuid.UUID) -> None:
-    """Chat is open while the match is active, and forever once saved, unless either side has
-    since blocked the other (a block closes an active match, but a saved one is not open)."""
-    if status not in WRITABLE:
-        if status == "pending":
-            raise matching.match_not_open("The chat opens once both have accepted")
-        raise matching.match_not_open()
-    if status == "saved" and await blocked_between(db, me, them):
-        raise matching.match_not_open()
+def closed_error(status: str, blocked: bool) -> AppError | None:
+    """Why a chat in this state takes no message, if it does not. It is open while the match
+    is active, and for good once saved, unless either side has since blocked the other (a block
+    closes an active match, but a saved one is not open)."""
+    if status == "pending":
+        return matching.match_not_open("The chat opens once both have accepted")
+    if status not in WRITABLE or blocked:
+        return matching.match_not_open()
+    return None
 
 
-async def lock_chat(
-    db: AsyncSession, match_id: uuid.UUID, user_id: uuid.UUID
-) -> tuple[str, uuid.UUID]:
-    """(status, the other participant) of a match `user_id` is in, its row locked; else 404.
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A message to store, as `after_hours:send_message` and the REST route carry it."""
 
-    One statement on the hot path of every message. The lock orders concurrent sends in one
-    match: created_at order, commit order and each participant's event seq order are the same.
-    """
-    rows = await execute_bulk(
-        db,
-        "SELECT m.status, them.user_id FROM after_hours_matches m"
-        " JOIN after_hours_match_participants me"
-        "   ON me.match_id = m.id AND me.user_id = %(me)s"
-        " JOIN after_hours_match_participants them"
-        "   ON them.match_id = m.id AND them.user_id <> %(me)s"
-        " WHERE m.id = %(match)s FOR UPDATE OF m",
-        {"me": user_id, "match": match_id},
-    )
-    if not rows:
-        raise not_found("Match")
-    status, other = rows[0]
-    return status, other
+    match_id: uuid.UUID
+    sender_id: uuid.UUID
+    content: str
+    client_message_id: str | None = None
+
+
+def take_rate(sender_id: uuid.UUID) -> None:
+    """Count a send against the sender's rate limit; RATE_LIMITED past it."""
+    retry_after = limits.messages.take(sender_id)
+    if retry_after is not None:
+        log.info("message_rate_limited user_id=%s", sender_id)
+        raise rate_limited(retry_after)
 
 
 # --- messages ------------------------------------------------------------------------------
 
 
-async def send_message(
-    db: AsyncSession,
-    *,
-    match_id: uuid.UUID,
-    sender_id: uuid.UUID,
-    content: str,
-    client_message_id: str | None,
-) -> MessageOut:
-    """Store a message and send it to both participants (every device of each).
+async def send_message(db: AsyncSession, send: Send) -> MessageOut:
+    """Store one message and send it to both participants (REST; socket sends are batched by
+    chat.writer, through the same store_messages)."""
+    take_rate(send.sender_id)
+    (result,) = await store_messages(db, [send])
+    if isinstance(result, AppError):
+        raise result
+    return result
 
-    A resend (same sender, match and clientMessageId) returns the stored message and sends
-    nothing, and does not count against the rate limit.
+
+async def store_messages(db: AsyncSession, sends: Sequence[Send]) -> list[MessageOut | AppError]:
+    """Store messages and send each to both participants (every device of each).
+
+    However many, in a fixed handful of statements: lock and check their matches, insert, then
+    the events (realtime.emit_payloads). Each send succeeds or fails on its own: a failure is
+    returned in its place and writes nothing. A resend (same sender, match and clientMessageId)
+    returns the stored message, sends nothing and, once this commits, is refunded to the rate
+    limit.
     """
-    retry_after = limits.messages.take(sender_id)
-    if retry_after is not None:
-        log.info("message_rate_limited user_id=%s", sender_id)
-        raise rate_limited(retry_after)
-    status, other = await lock_chat(db, match_id, sender_id)
-    try:
-        await check_writable(db, status, sender_id, other)
-    except AppError:
-        # A resend of something stored before the chat closed still gets its message back.
-        stored = await _stored(db, match_id, sender_id, client_message_id)
-        if stored is None:
-            raise
-        limits.messages.give_back(sender_id)
-        return message_out(stored)
-    out = MessageOut(
-        id=uuid.uuid4(),
-        match_id=match_id,
-        sender_id=sender_id,
-        content=content,
-        created_at=clock.now(),
-        client_message_id=client_message_id,
+    chats = await _lock_chats(db, sends)
+    results: list[MessageOut | AppError | None] = [None] * len(sends)
+    fresh: list[tuple[int, MessageOut, uuid.UUID]] = []
+    maybe_resent: list[int] = []
+    # Stamped under the match locks, a microsecond apart: (created_at, id) order is the order
+    # of the batch, of the commits and of each participant's event seqs.
+    now = clock.now()
+    for i, send in enumerate(sends):
+        chat = chats.get(i)
+        if chat is None:
+            results[i] = not_found("Match")
+            continue
+        status, other, blocked = chat
+        error = closed_error(status, blocked)
+        if error is not None:
+            # A resend of something stored before the chat closed still gets its message back.
+            results[i] = error
+            maybe_resent.append(i)
+            continue
+        created_at = now + timedelta(microseconds=len(fresh))
+        message = MessageOut(id=uuid.uuid4(), created_at=created_at, **asdict(send))
+        fresh.append((i, message, other))
+    inserted = await _insert(db, [message for _, message, _ in fresh])
+    events: list[tuple[uuid.UUID, str, dict[str, Any]]] = []
+    for i, message, other in fresh:
+        if message.id not in inserted:
+            maybe_resent.append(i)  # its clientMessageId is taken, by a message stored before
+            continue
+        results[i] = message
+        payload = message.model_dump(mode="json", by_alias=True)
+        events += [(to, MessageSent.name, payload) for to in (message.sender_id, other)]
+    await realtime.emit_payloads(db, events)
+    refunds = await _answer_resends(db, sends, maybe_resent, results)
+    if refunds:
+        after_commit(db, lambda: _refund(refunds))
+    if events:
+        log.info("messages_sent count=%d", len(events) // 2)
+    done = [r for r in results if r is not None]
+    assert len(done) == len(sends)  # a clientMessageId conflict has its stored twin, found above
+    return done
+
+
+async def _lock_chats(
+    db: AsyncSession, sends: Sequence[Send]
+) -> dict[int, tuple[str, uuid.UUID, bool]]:
+    """By index, for each send whose sender is in its match: (status, the other participant,
+    whether either has blocked the other). One statement; it locks the matches' rows in id
+    order, so concurrent batches queue rather than deadlock."""
+    rows = await execute_bulk(
+        db,
+        "SELECT s.i, m.status, them.user_id, m.status = 'saved' AND EXISTS ("
+        "   SELECT 1 FROM after_hours_blocks b"
+        "   WHERE (b.blocker_id = s.sender AND b.blocked_id = them.user_id)"
+        "      OR (b.blocker_id = them.user_id AND b.blocked_id = s.sender))"
+        " FROM unnest(%(matches)b::uuid[], %(senders)b::uuid[]) WITH ORDINALITY"
+        "   AS s(match_id, sender, i)"
+        " JOIN after_hours_matches m ON m.id = s.match_id"
+        " JOIN after_hours_match_participants me"
+        "   ON me.match_id = m.id AND me.user_id = s.sender"
+        " JOIN after_hours_match_participants them"
+        "   ON them.match_id = m.id AND them.user_id <> s.sender"
+        " ORDER BY m.id FOR UPDATE OF m",
+        {"matches": [s.match_id for s in sends], "senders": [s.sender_id for s in sends]},
     )
-    inserted = await execute_bulk(
+    return {i - 1: (status, other, blocked) for i, status, other, blocked in rows}
+
+
+async def _insert(db: AsyncSession, messages: list[MessageOut]) -> set[uuid.UUID]:
+    """Insert each message that has no stored twin (same match, sender and clientMessageId);
+    the ids inserted."""
+    if not messages:
+        return set()
+    rows = await execute_bulk(
         db,
         "INSERT INTO after_hours_messages"
         " (id, match_id, sender_id, content, client_message_id, created_at)"
-        " VALUES (%(id)s, %(match)s, %(sender)s, %(content)s, %(client)s, %(at)s)"
+        " SELECT * FROM unnest(%(ids)b::uuid[], %(matches)b::uuid[], %(senders)b::uuid[],"
+        "   %(contents)s::text[], %(clients)s::text[], %(ats)b::timestamptz[])"
         " ON CONFLICT (match_id, sender_id, client_message_id) DO NOTHING RETURNING id",
         {
-            "id": out.id,
-            "match": match_id,
-            "sender": sender_id,
-            "content": content,
-            "client": client_message_id,
-            "at": out.created_at,
+            "ids": [m.id for m in messages],
+            "matches": [m.match_id for m in messages],
+            "senders": [m.sender_id for m in messages],
+            "contents": [m.content for m in messages],
+            "clients": [m.client_message_id for m in messages],
+            "ats": [m.created_at for m in messages],
         },
     )
-    if not inserted:
-        stored = await _stored(db, match_id, sender_id, client_message_id)
-        assert stored is not None  # the conflicting row exists: we hold the match lock
-        limits.messages.give_back(sender_id)
-        return message_out(stored)
-    event = MessageSent(**out.model_dump())
-    await realtime.emit_many(db, [(sender_id, event), (other, event)])
-    log.info("message_sent match_id=%s message_id=%s", match_id, out.id)
-    return out
+    return {message_id for (message_id,) in rows}
 
 
-async def _stored(
-    db: AsyncSession, match_id: uuid.UUID, sender_id: uuid.UUID, client_message_id: str | None
-) -> Message | None:
-    if client_message_id is None:
-        return None
-    return (
-        await db.scalars(
-            select(Message).where(
-                Message.match_id == match_id,
-                Message.sender_id == sender_id,
-                Message.client_message_id == client_message_id,
-            )
-        )
-    ).one_or_none()
+async def _answer_resends(
+    db: AsyncSession,
+    sends: Sequence[Send],
+    candidates: list[int],
+    results: list[MessageOut | AppError | None],
+) -> list[uuid.UUID]:
+    """Answer each candidate that is a resend with its stored message; returns whom to refund."""
+    keys = {
+        i: (sends[i].match_id, sends[i].sender_id, sends[i].client_message_id)
+        for i in candidates
+        if sends[i].client_message_id is not None
+    }
+    if not keys:
+        return []
+    columns = tuple_(Message.match_id, Message.sender_id, Message.client_message_id)
+    rows = await db.scalars(select(Message).where(columns.in_(list(keys.values()))))
+    stored = {(m.match_id, m.sender_id, m.client_message_id): m for m in rows}
+    refunds = []
+    for i, key in keys.items():
+        if key in stored:
+            results[i] = message_out(stored[key])
+            refunds.append(sends[i].sender_id)
+    return refunds
+
+
+async def _refund(senders: list[uuid.UUID]) -> None:
+    for sender in senders:
+        limits.messages.give_back(sender)
 
 
 async def list_messages(
@@ -227,7 +287,10 @@ async def typing_recipient(
 ) -> uuid.UUID:
     """Who hears that `user_id` is typing in `match_id`; errors as for sending a message."""
     match, _, theirs = await matching.sides(db, match_id, user_id)
-    await check_writable(db, match.status, user_id, theirs.user_id)
+    blocked = match.status == "saved" and await blocked_between(db, user_id, theirs.user_id)
+    error = closed_error(match.status, blocked)
+    if error is not None:
+        raise error
     return theirs.user_id
 
 
