@@ -81,7 +81,7 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
         if chunks:
             await execute_bulk(
                 db,
-                "SELECT pg_notify(%(channel)s, p) FROM unnest(%(chunks)s::text[]) AS p",
+                "SELECT pg_notify(%(channel)s, p) FROM unnest(%(chunks)b::text[]) AS p",
                 {"channel": self.channel, "chunks": chunks},
             )
 

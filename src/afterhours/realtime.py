@@ -172,7 +172,7 @@ async def _store(db: AsyncSession, rows: list[tuple[uuid.UUID, int, str, str]]) 
         await execute_bulk(
             db,
             "INSERT INTO user_events (user_id, seq, event, data) SELECT * FROM unnest("
-            "%(users)b::uuid[], %(seqs)b::bigint[], %(names)s::text[], %(payloads)s::jsonb[])",
+            "%(users)b::uuid[], %(seqs)b::bigint[], %(names)b::text[], %(payloads)b::text[]::jsonb[])",
             {"users": users, "seqs": seqs, "names": names, "payloads": payloads},
         )
         return

@@ -198,7 +198,7 @@ async def _insert(db: AsyncSession, messages: list[MessageOut]) -> set[uuid.UUID
         "INSERT INTO after_hours_messages"
         " (id, match_id, sender_id, content, client_message_id, created_at)"
         " SELECT * FROM unnest(%(ids)b::uuid[], %(matches)b::uuid[], %(senders)b::uuid[],"
-        "   %(contents)s::text[], %(clients)s::text[], %(ats)b::timestamptz[])"
+        "   %(contents)b::text[], %(clients)b::text[], %(ats)b::timestamptz[])"
         " ON CONFLICT (match_id, sender_id, client_message_id) DO NOTHING RETURNING id",
         {
             "ids": [m.id for m in messages],
