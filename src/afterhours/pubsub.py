@@ -1,13 +1,12 @@
 """Socket.IO fan-out between processes on PostgreSQL LISTEN/NOTIFY (no Redis needed)."""
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 from socketio.async_pubsub_manager import AsyncPubSubManager
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,16 +18,18 @@ NOTIFY_CHANNEL = "afterhours_socketio"
 NOTIFY_LIMIT_BYTES = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes and more
 
 
-class _CompactJson:
-    """UTF-8 JSON (not \\u escapes) so a 1,000-character message stays under NOTIFY's limit."""
+class CompactJson:
+    """The JSON of Socket.IO packets and pub/sub messages: compact UTF-8 (a 1,000-character
+    message stays under NOTIFY's limit, where \\u escapes would not), encoded in Rust by
+    pydantic-core, several times faster than the standard library on the hot path of chat."""
 
     @staticmethod
-    def dumps(data: Any) -> str:
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    def dumps(data: Any, **_options: Any) -> str:  # stdlib options: the output is compact
+        return to_json(data).decode()
 
     @staticmethod
     def loads(data: str | bytes) -> Any:
-        return json.loads(data)
+        return from_json(data)
 
 
 class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
@@ -37,7 +38,7 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
     name = "postgres"
 
     def __init__(self, url: str, *, channel: str = NOTIFY_CHANNEL, write_only: bool = False):
-        super().__init__(channel=channel, write_only=write_only, json=_CompactJson)
+        super().__init__(channel=channel, write_only=write_only, json=CompactJson)
         self.conninfo = psycopg_conninfo(url)
         self._publisher: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()

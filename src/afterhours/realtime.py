@@ -38,7 +38,7 @@ from afterhours.db import (
     raw_connection,
 )
 from afterhours.errors import AppError, ack_error, from_validation_error
-from afterhours.pubsub import PostgresManager
+from afterhours.pubsub import CompactJson, PostgresManager
 from afterhours.schemas import WireModel
 from afterhours.settings import Settings
 
@@ -171,8 +171,8 @@ async def _store(db: AsyncSession, rows: list[tuple[uuid.UUID, int, str, str]]) 
         users, seqs, names, payloads = (list(column) for column in zip(*rows, strict=True))
         await execute_bulk(
             db,
-            "INSERT INTO user_events (user_id, seq, event, data) SELECT * FROM unnest("
-            "%(users)b::uuid[], %(seqs)b::bigint[], %(names)b::text[], %(payloads)b::text[]::jsonb[])",
+            "INSERT INTO user_events (user_id, seq, event, data) SELECT * FROM unnest(%(users)b"
+            "::uuid[], %(seqs)b::bigint[], %(names)b::text[], %(payloads)b::text[]::jsonb[])",
             {"users": users, "seqs": seqs, "names": names, "payloads": payloads},
         )
         return
@@ -234,6 +234,7 @@ def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
         async_mode="asgi",
         client_manager=client_manager(settings, url),
         cors_allowed_origins="*",
+        json=CompactJson,
         ping_interval=settings.socket_ping_interval_seconds,
         ping_timeout=settings.socket_ping_timeout_seconds,
         logger=False,
