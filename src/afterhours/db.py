@@ -94,11 +94,19 @@ def after_commit(db: AsyncSession, hook: AfterCommit) -> None:
 
 
 async def raw_connection(db: AsyncSession) -> psycopg.AsyncConnection[Any]:
-    """The psycopg connection under `db`, so jobs can be deferred inside our transaction."""
+    """The psycopg connection under `db`'s transaction (for jobs deferred inside it, and bulk
+    statements). Looked up once per transaction (each lookup crosses SQLAlchemy's greenlet
+    bridge); a session that commits and goes on gets the next transaction's connection."""
+    cached = db.info.get("psycopg")
+    transaction = db.sync_session.get_transaction()
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        cached_driver: psycopg.AsyncConnection[Any] = cached[1]
+        return cached_driver
     conn = await db.connection()
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
+    db.info["psycopg"] = (db.sync_session.get_transaction(), driver)
     return driver
 
 
@@ -129,7 +137,8 @@ async def execute_bulk(
     """Run SQL (psycopg placeholders; `%(name)b` for big arrays) on `db`'s connection,
     inside its transaction; returns the rows, if any. For statements over thousands of rows,
     where SQLAlchemy's per-value processing costs more than the database's work."""
-    await db.flush()  # what the ORM holds must be in the database before we bypass it
+    if db.new or db.dirty or db.deleted:
+        await db.flush()  # what the ORM holds must be in the database before we bypass it
     connection = await raw_connection(db)
     cursor = await connection.execute(sql, params, binary=True)
     return await cursor.fetchall() if cursor.description else []

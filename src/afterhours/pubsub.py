@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
+from engineio import packet as eio_packet
 from pydantic_core import from_json, to_json
+from socketio import packet
 from socketio.async_pubsub_manager import AsyncPubSubManager
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,10 +92,18 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
         return f"{self.host_id} [{','.join(messages)}]"
 
     async def deliver_here(self, messages: list[dict[str, Any]]) -> None:
-        """Deliver to this process's own sockets (its listener skips its own NOTIFYs)."""
+        """Deliver to this process's own sockets (its listener skips its own NOTIFYs).
+
+        Each packet is encoded once and queued on each recipient socket in turn: the same as
+        AsyncManager.emit minus its task per recipient, which chat pays on every message."""
         for message in messages:
             try:
-                await self._handle_emit(message)
+                event = self.server.packet_class(
+                    packet.EVENT, namespace="/", data=[message["event"], *message["data"]]
+                )
+                frame = eio_packet.Packet(eio_packet.MESSAGE, event.encode())
+                for _, eio_sid in self.get_participants("/", message["room"]):
+                    await self.server.eio.send_packet(eio_sid, frame)
             except Exception:  # the event is stored; the client catches up by seq
                 log.exception("emit_failed event=%s", message["event"])
 
