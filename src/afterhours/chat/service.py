@@ -6,7 +6,7 @@ Message content is personal: it is stored, sent to the two participants, and nev
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -141,7 +141,14 @@ async def store_messages(db: AsyncSession, sends: Sequence[Send]) -> list[Messag
             maybe_resent.append(i)
             continue
         created_at = now + timedelta(microseconds=len(fresh))
-        message = MessageOut(id=uuid.uuid4(), created_at=created_at, **asdict(send))
+        message = MessageOut(
+            id=uuid.uuid4(),
+            match_id=send.match_id,
+            sender_id=send.sender_id,
+            content=send.content,
+            created_at=created_at,
+            client_message_id=send.client_message_id,
+        )
         fresh.append((i, message, other))
     inserted = await _insert(db, [message for _, message, _ in fresh])
     events: list[tuple[uuid.UUID, str, dict[str, Any]]] = []
