@@ -16,7 +16,6 @@ from collections.abc import Callable
 from afterhours.chat import service
 from afterhours.chat.schemas import MessageOut
 from afterhours.db import Database
-from afterhours.errors import AppError
 
 log = logging.getLogger("afterhours.chat")
 
@@ -24,7 +23,7 @@ log = logging.getLogger("afterhours.chat")
 WRITERS = 2
 MAX_BATCH = 200
 
-Waiting = tuple[service.Send, asyncio.Future[MessageOut | AppError | Exception]]
+Waiting = tuple[service.Send, asyncio.Future[MessageOut | Exception]]
 
 
 class MessageWriter:
@@ -43,11 +42,10 @@ class MessageWriter:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def send(self, send: service.Send) -> MessageOut:
-        """Store and send one message (rate limit counted); raises its AppError."""
+        """Store and send one message (rate limit counted); raises its AppError (or the
+        database's error, should its transaction fail alone)."""
         service.take_rate(send.sender_id)
-        future: asyncio.Future[MessageOut | AppError | Exception] = (
-            asyncio.get_running_loop().create_future()
-        )
+        future: asyncio.Future[MessageOut | Exception] = asyncio.get_running_loop().create_future()
         self.waiting.append((send, future))
         if self.busy < self.writers:
             self.busy += 1
@@ -71,7 +69,7 @@ class MessageWriter:
         finally:
             self.busy -= 1
 
-    async def _store(self, sends: list[service.Send]) -> list[MessageOut | AppError | Exception]:
+    async def _store(self, sends: list[service.Send]) -> list[MessageOut | Exception]:
         try:
             async with self.get_db().transaction() as db:
                 return list(await service.store_messages(db, sends))
