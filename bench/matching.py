@@ -69,7 +69,7 @@ def populate(url: str, n: int) -> None:
 
 async def our_sweep(url: str, settings: Settings, repeats: int) -> tuple[list[float], int, int]:
     tune_gc()  # as `afterhours serve` and `afterhours worker` run
-    db = Database(url, settings=settings)
+    db = Database(url)
     storage = LocalStorage(settings)
     times, pairs, waiting = [], 0, 0
     try:

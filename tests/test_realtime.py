@@ -17,7 +17,7 @@ async def test_events_are_stored_in_order_with_their_exact_payload(
     base_settings: Settings, count: int
 ) -> None:
     assert base_settings.database_url
-    db = Database(base_settings.database_url, settings=base_settings)  # no emitter: store only
+    db = Database(base_settings.database_url)  # no outbox: store only
     user = uuid.uuid4()
     try:
         async with db.transaction() as session:

@@ -16,17 +16,10 @@ from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from afterhours import db as database
-from afterhours import jobs, migrations, realtime
+from afterhours import jobs, migrations, realtime, wiring
 from afterhours.auth import TokenVerifier
-from afterhours.chat import events as chat_events
-from afterhours.chat.routes import router as chat_router
+from afterhours.db import Database, libpq_url
 from afterhours.errors import AppError, install_handlers, render
-from afterhours.matching.routes import router as matching_router
-from afterhours.profiles.routes import router as profiles_router
-from afterhours.replay.routes import router as replay_router
-from afterhours.safety.routes import router as safety_router
-from afterhours.sessions.routes import router as sessions_router
 from afterhours.settings import Settings, get_settings, persistent_secret
 from afterhours.storage import PHOTO_ROUTE, LocalStorage, make_storage
 
@@ -108,20 +101,21 @@ class BodyLimit:
 def create_app(settings: Settings | None = None, *, with_worker: bool = False) -> Any:
     """The ASGI app. With `with_worker`, a job worker runs in this process too."""
     settings = settings or get_settings()
-    url = database.libpq_url(settings)
-    jobs.register_tasks()
+    url = libpq_url(settings)
+    jobs.register_tasks(wiring.JOB_BLUEPRINTS)
     sio = realtime.create_server(settings, url)
-    emitter = realtime.Emitter(sio.manager, has_sockets=True)
+    # The engine connects lazily: built now, so everything below is handed the one database.
+    db = Database(url, outbox=realtime.Emitter(sio.manager, has_sockets=True))
+    lifecycle = wiring.lifecycle(settings)
+    storage = make_storage(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = database.Database(url, emitter=emitter, settings=settings)
-        app.state.db = db
         worker: asyncio.Task[None] | None = None
         pool = None
         if with_worker:
             pool = await jobs.open_job_app(url)
-            rt = jobs.Runtime(settings=settings, db=db, storage=api.state.storage)
+            rt = jobs.Runtime(settings=settings, db=db, storage=storage, lifecycle=lifecycle)
             worker = asyncio.create_task(jobs.run_worker(rt, name="in-process"))
         try:
             yield
@@ -144,21 +138,17 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
         lifespan=lifespan,
     )
     api.state.settings = settings
+    api.state.db = db
+    api.state.lifecycle = lifecycle
     api.state.location_secret = (
         settings.location_secret or persistent_secret(settings, "location_secret")
     ).encode()
     api.state.verifier = TokenVerifier(settings)
-    api.state.storage = make_storage(settings)
+    api.state.storage = storage
     install_handlers(api)
-
-    api.include_router(profiles_router)
-    api.include_router(sessions_router)
-    api.include_router(matching_router)
-    api.include_router(chat_router)
-    api.include_router(safety_router)
-    api.include_router(replay_router)
-    realtime.install_connect(sio, api.state.verifier, lambda: api.state.db)
-    chat_events.install(sio, lambda: api.state.db)
+    for router in wiring.ROUTERS:
+        api.include_router(router)
+    wiring.install_socket_handlers(sio, api.state.verifier, db)
 
     @api.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:
@@ -172,7 +162,6 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
             return JSONResponse(body, status_code=503)
         return JSONResponse({"success": True, "status": "ready"})
 
-    storage = api.state.storage
     if isinstance(storage, LocalStorage):
 
         @api.get(PHOTO_ROUTE + "/{key:path}", include_in_schema=False)

@@ -48,12 +48,12 @@ def serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
 
 
 def worker(settings: Settings) -> None:
-    from afterhours import jobs
+    from afterhours import wiring
 
     url = migrate(settings)
     settings = settings.model_copy(update={"database_url": url})
     tune_gc()
-    asyncio.run(jobs.run_standalone_worker(settings))
+    asyncio.run(wiring.run_worker_alone(settings))
 
 
 def token(settings: Settings, user_id: str, premium: bool, admin: bool, ttl: int) -> None:

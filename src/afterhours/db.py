@@ -3,7 +3,7 @@
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from sqlalchemy import ARRAY, MetaData, any_, bindparam
@@ -19,6 +19,14 @@ from sqlalchemy.orm import DeclarativeBase
 from afterhours.settings import Settings
 
 AfterCommit = Callable[[], Awaitable[None]]
+Batch = Callable[[AsyncSession], Awaitable[int]]
+
+
+class Outbox(Protocol):
+    """Where a transaction's recorded events go (realtime.Emitter): `stage` runs just before
+    the commit, inside the transaction, and may queue after-commit work of its own."""
+
+    async def stage(self, db: AsyncSession, staged: list[Any]) -> None: ...
 
 
 class Base(DeclarativeBase):
@@ -31,6 +39,11 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
+
+
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK constraint's SQL: `column` holds one of `values` (defined once, as a Literal)."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 def libpq_url(settings: Settings) -> str:
@@ -57,25 +70,27 @@ def psycopg_conninfo(url: str) -> str:
 
 
 class Database:
-    def __init__(
-        self, url: str, *, emitter: Any = None, settings: Any = None, pool_size: int = 20
-    ) -> None:
+    """The engine and the one transaction owner: every unit of work (a request, a socket event,
+    a job, one batch of a job) is one `transaction()`, and services inside it only flush."""
+
+    def __init__(self, url: str, *, outbox: Outbox | None = None, pool_size: int = 20) -> None:
         self.url = url
+        self.outbox = outbox
         self.engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(url), pool_size=pool_size, max_overflow=10, pool_pre_ping=True
         )
-        # Each unit of work carries its process's settings and event emitter (realtime.emit
-        # sends through it after commit).
-        self.sessionmaker = async_sessionmaker(
-            self.engine, expire_on_commit=False, info={"emitter": emitter, "settings": settings}
-        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commit on success, roll back on error, then run after-commit hooks."""
+        """One unit of work: commit on success, roll back on error; then its events go out and
+        its after-commit hooks run. Nothing of a rolled-back unit is sent."""
         async with self.sessionmaker() as db:
             try:
                 yield db
+                staged = db.info.pop("staged", None)
+                if staged and self.outbox is not None:
+                    await self.outbox.stage(db, staged)
                 await db.commit()
             except BaseException:
                 await db.rollback()
@@ -84,8 +99,25 @@ class Database:
         for hook in hooks:
             await hook()
 
+    async def in_batches(self, batch: Batch, size: int) -> int:
+        """Run `batch` in a transaction of its own, again and again, until one does fewer than
+        `size` rows; returns the total. Each batch's events go out as that batch commits, so
+        a later batch failing cannot hold back what earlier ones did."""
+        total = 0
+        while True:
+            async with self.transaction() as db:
+                done = await batch(db)
+            total += done
+            if done < size:
+                return total
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def stage_events(db: AsyncSession, staged: list[Any]) -> None:
+    """Queue events on `db`'s unit of work; its owner hands them to the outbox at commit."""
+    db.info.setdefault("staged", []).extend(staged)
 
 
 def after_commit(db: AsyncSession, hook: AfterCommit) -> None:
@@ -124,6 +156,15 @@ async def fetch_all(db: AsyncSession, stmt: Any) -> list[tuple[Any, ...]]:
     """
     compiled = stmt.compile(dialect=db.get_bind().dialect)
     return await execute_bulk(db, _binary_placeholders(str(compiled)), compiled.params)
+
+
+def bulk_sql(stmt: Any) -> str:
+    """A Core statement as execute_bulk's SQL, compiled once by a hot path that runs it often
+    (its parameters given by name with `bindparam`)."""
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
+
+    dialect = PGDialectAsync_psycopg()  # type: ignore[no-untyped-call]
+    return _binary_placeholders(str(stmt.compile(dialect=dialect)))
 
 
 def _binary_placeholders(sql: str) -> str:

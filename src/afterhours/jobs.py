@@ -2,9 +2,10 @@
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
@@ -14,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours.db import Database, psycopg_conninfo, raw_connection
 from afterhours.settings import Settings
-from afterhours.storage import PhotoStorage, make_storage
+from afterhours.storage import PhotoStorage
+
+if TYPE_CHECKING:
+    from afterhours.wiring import Lifecycle
 
 log = logging.getLogger("afterhours.jobs")
 
@@ -52,6 +56,7 @@ class Runtime:
     settings: Settings
     db: Database
     storage: PhotoStorage
+    lifecycle: "Lifecycle"
 
 
 def runtime(context: procrastinate.JobContext) -> Runtime:
@@ -113,31 +118,8 @@ async def _run_worker(rt: Runtime, *, name: str, standalone: bool) -> None:
     )
 
 
-async def run_standalone_worker(settings: Settings) -> None:
-    from afterhours import realtime
-
-    assert settings.database_url
-    register_tasks()
-    emitter = realtime.external_emitter(settings)
-    db = Database(settings.database_url, emitter=emitter, settings=settings)
-    pool = await open_job_app(settings.database_url)
-    try:
-        rt = Runtime(settings=settings, db=db, storage=make_storage(settings))
-        await run_worker(rt, name="standalone", standalone=True)
-    except asyncio.CancelledError:
-        pass
-    finally:
-        await pool.close()
-        await db.dispose()
-
-
-def register_tasks() -> procrastinate.App:
-    """Add every feature's tasks to the App (once); they are named `<feature>:<verb>`."""
-    from afterhours.matching.tasks import blueprint as matching
-    from afterhours.retention.tasks import blueprint as retention
-    from afterhours.sessions.tasks import blueprint as sessions
-
-    blueprints = {"sessions": sessions, "matching": matching, "retention": retention}
+def register_tasks(blueprints: Mapping[str, procrastinate.Blueprint]) -> procrastinate.App:
+    """Add each namespace's tasks to the App (once); they are named `<namespace>:<verb>`."""
     for namespace, blueprint in blueprints.items():
         if not any(name.startswith(f"{namespace}:") for name in job_app.tasks):
             job_app.add_tasks_from(blueprint, namespace=namespace)

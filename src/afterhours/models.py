@@ -1,11 +1,12 @@
 """Every table, imported in one place so Alembic sees the whole schema."""
 
-from afterhours.chat.models import Message, PermanentMatch
+from afterhours.chat.models import Message
 from afterhours.db import Base
-from afterhours.matching.models import Decline, Match, Participant
+from afterhours.matching.models import Decline, Match, Participant, PermanentMatch
+from afterhours.moderation.models import Report
 from afterhours.profiles.models import AfterHoursProfile, Preferences, Profile
 from afterhours.realtime import UserEvent
-from afterhours.safety.models import Block, Report
+from afterhours.safety.models import Block
 from afterhours.sessions.models import Session
 from afterhours.users import DeviceFingerprint, User
 

@@ -36,6 +36,7 @@ from afterhours.db import (
     after_commit,
     execute_bulk,
     raw_connection,
+    stage_events,
 )
 from afterhours.errors import AppError, ack_error, from_validation_error
 from afterhours.pubsub import CompactJson, PostgresManager
@@ -75,7 +76,8 @@ Staged = list[tuple[str, str, dict[str, Any]]]  # (room, event name, payload wit
 
 
 class Emitter:
-    """Sends a transaction's recorded events through the process's Socket.IO client manager.
+    """The outbox of every transaction (db.Database): sends its recorded events through the
+    process's Socket.IO client manager.
 
     On PostgreSQL fan-out the events ride the transaction itself: NOTIFY is transactional, so
     other processes hear of them exactly when (and only if) it commits, and this process
@@ -155,9 +157,7 @@ async def emit_payloads(
         staged.append((room(user_id), name, {**data, "seq": seq}))
         seqs.append(seq)
     await _store(db, rows)
-    emitter: Emitter | None = db.info.get("emitter")
-    if emitter is not None and staged:
-        await emitter.stage(db, staged)
+    stage_events(db, staged)
     return seqs
 
 
@@ -242,9 +242,7 @@ def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
     )
 
 
-def install_connect(
-    sio: socketio.AsyncServer, verifier: TokenVerifier, get_db: Callable[[], Database]
-) -> None:
+def install_connect(sio: socketio.AsyncServer, verifier: TokenVerifier, database: Database) -> None:
     async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
         auth = auth if isinstance(auth, dict) else {}
         try:
@@ -260,7 +258,7 @@ def install_connect(
         if isinstance(last_seq, int) and not isinstance(last_seq, bool) and last_seq >= 0:
             # Joined the room first, so nothing falls between replay and live events; the client
             # drops any seq it has already seen.
-            async with get_db().sessionmaker() as db:
+            async with database.transaction() as db:
                 missed = await events_after(
                     db, user_id=identity.user_id, after=last_seq, limit=REPLAY_LIMIT
                 )
@@ -272,6 +270,17 @@ def install_connect(
 
 Payload = TypeVar("Payload", bound=BaseModel)
 Handler = Callable[[Identity, Payload], Awaitable[dict[str, Any]]]
+UnitHandler = Callable[[AsyncSession, Identity, Payload], Awaitable[dict[str, Any]]]
+
+
+def in_transaction(database: Database, handler: UnitHandler[Payload]) -> Handler[Payload]:
+    """A handler whose event is one unit of work, owned here: commit or roll back, then send."""
+
+    async def run(identity: Identity, payload: Payload) -> dict[str, Any]:
+        async with database.transaction() as db:
+            return await handler(db, identity, payload)
+
+    return run
 
 
 def ack_handler(

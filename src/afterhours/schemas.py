@@ -30,3 +30,9 @@ class WireModel(BaseModel):
 
 class Ok(WireModel):
     success: bool = True
+
+
+class MessageResponse(Ok):
+    """A success that says what happened in words."""
+
+    message: str

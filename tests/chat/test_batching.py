@@ -107,7 +107,7 @@ async def test_a_failed_batch_is_retried_one_by_one(
 ) -> None:
     chat = await make_chat()
     match = uuid.UUID(chat.match_id)
-    writer = MessageWriter(lambda: database, writers=1)
+    writer = MessageWriter(database, writers=1)
     caplog.set_level(logging.ERROR, logger="afterhours.chat")
     before, failed, after = await asyncio.gather(
         writer.send(service.Send(match, chat.a.id, "before")),

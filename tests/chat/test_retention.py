@@ -7,7 +7,7 @@ from pathlib import Path
 import croniter
 import psycopg
 
-from afterhours import jobs
+from afterhours import jobs, wiring
 from afterhours.db import Database
 from afterhours.retention import tasks
 from afterhours.storage import LocalStorage
@@ -122,10 +122,12 @@ async def test_nightly_cleanup_deletes_what_it_names_and_keeps_the_rest(
             [(u[3], now - 60 * day), (u[5], now - 31 * day), (u[0], now - 29 * day)],
         )
 
-    database = Database(isolated_url, settings=settings)
+    database = Database(isolated_url)
     try:
         with frozen_at(now):
-            counts = await tasks.nightly_cleanup_now(database, storage)
+            counts = await tasks.nightly_cleanup_now(
+                database, storage, wiring.lifecycle(settings).sessions
+            )
     finally:
         await database.dispose()
     assert counts == {
@@ -164,7 +166,7 @@ async def test_nightly_cleanup_deletes_what_it_names_and_keeps_the_rest(
 
 
 def test_retention_runs_nightly_at_3_and_4_utc() -> None:
-    app = jobs.register_tasks()
+    app = jobs.register_tasks(wiring.JOB_BLUEPRINTS)
     crons = {pt.task.name: pt.cron for pt in app.periodic_registry.periodic_tasks.values()}
     assert crons["retention:purge_chats"] == "0 3 * * *"
     assert crons["retention:nightly_cleanup"] == "0 4 * * *"

@@ -65,7 +65,7 @@ async def open_match(client: httpx.AsyncClient, user: User) -> dict[str, Any] | 
 async def database(base_settings: Settings) -> Any:
     """Direct access to the test database, for driving the service as a second worker would."""
     assert base_settings.database_url
-    db = Database(base_settings.database_url, settings=base_settings)
+    db = Database(base_settings.database_url)
     yield db
     await db.dispose()
 

@@ -36,7 +36,7 @@ async def test_two_concurrent_sweeps_never_double_book(
             await go(client, user)
             users.append(user)
 
-    databases = [Database(isolated_url, settings=settings) for _ in range(2)]
+    databases = [Database(isolated_url) for _ in range(2)]
     storage = LocalStorage(settings)
 
     async def one_sweep(db: Database) -> int:

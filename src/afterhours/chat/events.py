@@ -1,19 +1,21 @@
-"""Chat's Socket.IO handlers: send_message and typing, each answered through the ack."""
+"""Chat's Socket.IO handlers: send_message and typing, each answered through the ack (wired in
+afterhours.wiring)."""
 
-from collections.abc import Callable
 from typing import Any
 
 import socketio
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import realtime
 from afterhours.auth import Identity, check_premium
 from afterhours.chat import limits, service
 from afterhours.chat.schemas import SendMessageIn, Typing, TypingIn
 from afterhours.chat.writer import MessageWriter
-from afterhours.db import Database
 
 
 def message_sender(writer: MessageWriter) -> realtime.Handler[SendMessageIn]:
+    """Sends go through the writer, which owns their (shared) transactions."""
+
     async def send_message(identity: Identity, data: SendMessageIn) -> dict[str, Any]:
         check_premium(identity)
         message = await writer.send(
@@ -29,10 +31,8 @@ def message_sender(writer: MessageWriter) -> realtime.Handler[SendMessageIn]:
     return send_message
 
 
-def typing_relay(
-    sio: socketio.AsyncServer, get_db: Callable[[], Database]
-) -> realtime.Handler[TypingIn]:
-    async def typing(identity: Identity, data: TypingIn) -> dict[str, Any]:
+def typing_relay(sio: socketio.AsyncServer) -> realtime.UnitHandler[TypingIn]:
+    async def typing(db: AsyncSession, identity: Identity, data: TypingIn) -> dict[str, Any]:
         """Relay "typing" to the other participant's sockets, at most every 2 s per match.
 
         The one event that bypasses the event log (realtime.emit): it is stale within seconds,
@@ -42,10 +42,7 @@ def typing_relay(
         key = (identity.user_id, data.match_id)
         if limits.typing.recently_passed(key):
             return {}  # this user's participation was checked by that relay, seconds ago
-        async with get_db().transaction() as db:
-            other = await service.typing_recipient(
-                db, match_id=data.match_id, user_id=identity.user_id
-            )
+        other = await service.typing_recipient(db, match_id=data.match_id, user_id=identity.user_id)
         limits.typing.mark(key)
         event = Typing(match_id=data.match_id, user_id=identity.user_id)
         await sio.emit(
@@ -54,9 +51,3 @@ def typing_relay(
         return {}
 
     return typing
-
-
-def install(sio: socketio.AsyncServer, get_db: Callable[[], Database]) -> None:
-    writer = MessageWriter(get_db)
-    realtime.ack_handler(sio, "after_hours:send_message", SendMessageIn, message_sender(writer))
-    realtime.ack_handler(sio, "after_hours:typing", TypingIn, typing_relay(sio, get_db))

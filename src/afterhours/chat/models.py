@@ -45,25 +45,3 @@ class Message(Base):
     content: Mapped[str] = mapped_column(String(MAX_CONTENT))
     client_message_id: Mapped[str | None] = mapped_column(String(MAX_CLIENT_MESSAGE_ID))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class PermanentMatch(Base):
-    """Stands in for the host app's matches: what a match both people saved becomes."""
-
-    __tablename__ = "permanent_matches"
-
-    id: Mapped[uuid.UUID] = mapped_column(
-        primary_key=True, server_default=text("gen_random_uuid()")
-    )
-    # user_a < user_b, so one pair reads the same whoever saved last.
-    user_a: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
-    user_b: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # Unique: one After Hours match becomes at most one permanent match, whatever races.
-    after_hours_match_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("after_hours_matches.id", ondelete="SET NULL"), unique=True
-    )

@@ -1,12 +1,11 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from afterhours.auth import DB, PremiumUser
 from afterhours.chat import service
 from afterhours.chat.schemas import ChatMessageResponse, ChatMessagesResponse, MessageIn
-from afterhours.matching.schemas import MatchResponse
 from afterhours.openapi import errors
 
 router = APIRouter(prefix="/api/after-hours/matches", tags=["chat"])
@@ -48,13 +47,3 @@ async def list_messages(
         db, match_id=match_id, user_id=user.user_id, before=before, limit=limit
     )
     return ChatMessagesResponse(messages=messages)
-
-
-@router.post("/{match_id}/save", responses=errors(400, 401, 403, 404, 409))
-async def save(match_id: uuid.UUID, request: Request, user: PremiumUser, db: DB) -> MatchResponse:
-    """Save an active match. Once both have saved, it becomes a permanent match
-    (`after_hours:match_saved` to both) and its chat outlives the sessions."""
-    match = await service.save_match(
-        db, storage=request.app.state.storage, match_id=match_id, user_id=user.user_id
-    )
-    return MatchResponse(match=match)

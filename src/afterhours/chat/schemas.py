@@ -57,9 +57,3 @@ class Typing(ServerEvent):
     name = "after_hours:typing"
     match_id: uuid.UUID
     user_id: uuid.UUID
-
-
-class MatchSaved(ServerEvent):
-    name = "after_hours:match_saved"
-    match_id: uuid.UUID
-    permanent_match_id: uuid.UUID

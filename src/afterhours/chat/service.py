@@ -1,4 +1,4 @@
-"""Chat of a match: messages, typing, saving the match, and what goes when an account does.
+"""Chat of a match: messages and typing.
 
 Message content is personal: it is stored, sent to the two participants, and never logged.
 """
@@ -10,22 +10,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from afterhours import clock, jobs, realtime
+from afterhours import clock, realtime
 from afterhours.chat import limits
-from afterhours.chat.models import Message, PermanentMatch
-from afterhours.chat.schemas import MatchSaved, MessageOut, MessageSent
+from afterhours.chat.models import Message
+from afterhours.chat.schemas import MessageOut, MessageSent
 from afterhours.db import after_commit, execute_bulk
 from afterhours.errors import AppError, not_found, validation_error
 from afterhours.matching import service as matching
-from afterhours.matching.models import Match, Participant
-from afterhours.matching.schemas import MatchClosed, MatchOut
-from afterhours.profiles import service as profiles
-from afterhours.safety.models import Block, held_by_open_report
-from afterhours.settings import Settings
-from afterhours.storage import PhotoStorage
+from afterhours.safety import service as safety
 
 log = logging.getLogger("afterhours.chat")
 
@@ -52,21 +47,6 @@ def message_out(message: Message) -> MessageOut:
         content=message.content,
         created_at=message.created_at,
         client_message_id=message.client_message_id,
-    )
-
-
-async def blocked_between(db: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
-    return bool(
-        await db.scalar(
-            select(
-                exists().where(
-                    or_(
-                        and_(Block.blocker_id == a, Block.blocked_id == b),
-                        and_(Block.blocker_id == b, Block.blocked_id == a),
-                    )
-                )
-            )
-        )
     )
 
 
@@ -121,7 +101,7 @@ async def store_messages(db: AsyncSession, sends: Sequence[Send]) -> list[Messag
     returns the stored message, sends nothing and, once this commits, is refunded to the rate
     limit.
     """
-    chats = await _lock_chats(db, sends)
+    chats = await matching.lock_for_chat(db, [(s.match_id, s.sender_id) for s in sends])
     results: list[MessageOut | AppError | None] = [None] * len(sends)
     fresh: list[tuple[int, MessageOut, uuid.UUID]] = []
     maybe_resent: list[int] = []
@@ -168,31 +148,6 @@ async def store_messages(db: AsyncSession, sends: Sequence[Send]) -> list[Messag
     done = [r for r in results if r is not None]
     assert len(done) == len(sends)  # a clientMessageId conflict has its stored twin, found above
     return done
-
-
-async def _lock_chats(
-    db: AsyncSession, sends: Sequence[Send]
-) -> dict[int, tuple[str, uuid.UUID, bool]]:
-    """By index, for each send whose sender is in its match: (status, the other participant,
-    whether either has blocked the other). One statement; it locks the matches' rows in id
-    order, so concurrent batches queue rather than deadlock."""
-    rows = await execute_bulk(
-        db,
-        "SELECT s.i, m.status, them.user_id, m.status = 'saved' AND EXISTS ("
-        "   SELECT 1 FROM after_hours_blocks b"
-        "   WHERE (b.blocker_id = s.sender AND b.blocked_id = them.user_id)"
-        "      OR (b.blocker_id = them.user_id AND b.blocked_id = s.sender))"
-        " FROM unnest(%(matches)b::uuid[], %(senders)b::uuid[]) WITH ORDINALITY"
-        "   AS s(match_id, sender, i)"
-        " JOIN after_hours_matches m ON m.id = s.match_id"
-        " JOIN after_hours_match_participants me"
-        "   ON me.match_id = m.id AND me.user_id = s.sender"
-        " JOIN after_hours_match_participants them"
-        "   ON them.match_id = m.id AND them.user_id <> s.sender"
-        " ORDER BY m.id FOR UPDATE OF m",
-        {"matches": [s.match_id for s in sends], "senders": [s.sender_id for s in sends]},
-    )
-    return {i - 1: (status, other, blocked) for i, status, other, blocked in rows}
 
 
 async def _insert(db: AsyncSession, messages: list[MessageOut]) -> set[uuid.UUID]:
@@ -294,104 +249,10 @@ async def typing_recipient(
 ) -> uuid.UUID:
     """Who hears that `user_id` is typing in `match_id`; errors as for sending a message."""
     match, _, theirs = await matching.sides(db, match_id, user_id)
-    blocked = match.status == "saved" and await blocked_between(db, user_id, theirs.user_id)
+    blocked = match.status == "saved" and await safety.is_blocked_between(
+        db, user_id, theirs.user_id
+    )
     error = closed_error(match.status, blocked)
     if error is not None:
         raise error
     return theirs.user_id
-
-
-# --- saving --------------------------------------------------------------------------------
-
-
-async def save_match(
-    db: AsyncSession, *, storage: PhotoStorage, match_id: uuid.UUID, user_id: uuid.UUID
-) -> MatchOut:
-    """Mark the caller's save; when both have saved, the match becomes a permanent one.
-
-    A saved match is closed for matching (both may be matched again in their sessions) but its
-    chat stays open for good: session ends never touch it, only an account deletion does.
-    """
-    match, mine, theirs = await matching.sides(db, match_id, user_id, for_update=True)
-    if match.status == "saved":
-        return await matching.match_view(db, storage=storage, match=match, mine=mine, theirs=theirs)
-    if match.status != "active":
-        raise matching.match_not_open("Only an active match can be saved")
-    if mine.saved_at is None:
-        now = clock.now()
-        mine.saved_at = now
-        log.info("match_saved_by match_id=%s user_id=%s", match.id, user_id)
-        if theirs.saved_at is not None:
-            await _make_permanent(db, match=match, people=(mine, theirs))
-        await db.flush()
-    return await matching.match_view(db, storage=storage, match=match, mine=mine, theirs=theirs)
-
-
-async def _make_permanent(
-    db: AsyncSession, *, match: Match, people: tuple[Participant, Participant]
-) -> None:
-    now = clock.now()
-    a, b = sorted((p.user_id for p in people), key=lambda u: u.int)
-    permanent_id = uuid.uuid4()
-    db.add(
-        PermanentMatch(
-            id=permanent_id, user_a=a, user_b=b, created_at=now, after_hours_match_id=match.id
-        )
-    )
-    match.permanent_match_id = permanent_id
-    match.status = "saved"
-    match.closed_at = now
-    match.close_reason = "saved"
-    for p in people:
-        p.is_open = False  # free to be matched again while their sessions last
-    await db.flush()
-    event = MatchSaved(match_id=match.id, permanent_match_id=permanent_id)
-    await realtime.emit_many(db, [(p.user_id, event) for p in people])
-    settings: Settings = db.info["settings"]
-    retry_at = now + timedelta(seconds=settings.match_delay_decline_seconds)
-    for p in people:
-        await jobs.defer(db, "matching:attempt", at=retry_at, user_id=str(p.user_id))
-    log.info("match_permanent match_id=%s permanent_match_id=%s", match.id, permanent_id)
-
-
-# --- account deletion ----------------------------------------------------------------------
-
-
-async def forget_account(db: AsyncSession, user_id: uuid.UUID) -> None:
-    """Delete the user's After Hours matches and, with them, their messages; a match held by an
-    open report stays (with its messages) until the report is resolved.
-
-    Runs inside account deletion, after the user's session (and so any open match) was closed.
-    """
-    rows = (
-        await db.execute(
-            select(Match.id, Match.status)
-            .join(Participant, Participant.match_id == Match.id)
-            .where(Participant.user_id == user_id, ~held_by_open_report(Match.id))
-        )
-    ).all()
-    if not rows:
-        return
-    ids = [match_id for match_id, _ in rows]
-    saved = [match_id for match_id, status in rows if status == "saved"]
-    if saved:
-        # The other side of a saved chat would otherwise keep it on screen: tell them it is gone.
-        others = (
-            await db.execute(
-                select(Participant.match_id, Participant.user_id).where(
-                    Participant.match_id.in_(saved), Participant.user_id != user_id
-                )
-            )
-        ).all()
-        await realtime.emit_many(
-            db,
-            [
-                (other, MatchClosed(match_id=m, status="ended", reason="account_deleted"))
-                for m, other in others
-            ],
-        )
-    await db.execute(delete(Match).where(Match.id.in_(ids)))  # messages, participants cascade
-    log.info("account_matches_deleted user_id=%s count=%d", user_id, len(ids))
-
-
-profiles.on_delete_account.append(forget_account)

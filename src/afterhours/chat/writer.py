@@ -11,7 +11,6 @@ transaction holding it commits.
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
 
 from afterhours.chat import service
 from afterhours.chat.schemas import MessageOut
@@ -29,12 +28,12 @@ Waiting = tuple[service.Send, asyncio.Future[MessageOut | Exception]]
 class MessageWriter:
     def __init__(
         self,
-        get_db: Callable[[], Database],
+        database: Database,
         *,
         writers: int = WRITERS,
         max_batch: int = MAX_BATCH,
     ) -> None:
-        self.get_db = get_db
+        self.database = database
         self.writers = writers
         self.max_batch = max_batch
         self.waiting: deque[Waiting] = deque()
@@ -71,7 +70,7 @@ class MessageWriter:
 
     async def _store(self, sends: list[service.Send]) -> list[MessageOut | Exception]:
         try:
-            async with self.get_db().transaction() as db:
+            async with self.database.transaction() as db:
                 return list(await service.store_messages(db, sends))
         except Exception as exc:
             if len(sends) == 1:

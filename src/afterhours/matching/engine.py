@@ -15,8 +15,9 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from afterhours.geo import EARTH_RADIUS_KM
+from afterhours.profiles.service import GENDERS
 
-GENDER_BITS = {"man": 1, "woman": 2, "nonbinary": 4}
+GENDER_BITS = {gender: 1 << bit for bit, gender in enumerate(GENDERS)}
 NEIGHBOURS = 16  # the first look: each searcher's nearest people of a suitable class
 # The widest look: in a crowd, a searcher weighs at most this many of the nearest people of each
 # suitable class in one sweep; farther ones wait for the next sweep (bounds a sweep's work).

@@ -38,7 +38,27 @@ async def accept(match_id: uuid.UUID, request: Request, user: PremiumUser, db: D
 async def decline(
     match_id: uuid.UUID, request: Request, user: PremiumUser, db: DB
 ) -> MatchResponse:
+    state = request.app.state
     match = await service.decline(
-        db, storage=request.app.state.storage, match_id=match_id, user_id=user.user_id
+        db,
+        settings=state.settings,
+        storage=state.storage,
+        match_id=match_id,
+        user_id=user.user_id,
+    )
+    return MatchResponse(match=match)
+
+
+@router.post("/matches/{match_id}/save", responses=errors(400, 401, 403, 404, 409))
+async def save(match_id: uuid.UUID, request: Request, user: PremiumUser, db: DB) -> MatchResponse:
+    """Save an active match. Once both have saved, it becomes a permanent match
+    (`after_hours:match_saved` to both) and its chat outlives the sessions."""
+    state = request.app.state
+    match = await service.save(
+        db,
+        settings=state.settings,
+        storage=state.storage,
+        match_id=match_id,
+        user_id=user.user_id,
     )
     return MatchResponse(match=match)

@@ -66,3 +66,9 @@ class MatchClosed(ServerEvent):
     match_id: uuid.UUID
     status: ClosedStatus
     reason: str
+
+
+class MatchSaved(ServerEvent):
+    name = "after_hours:match_saved"
+    match_id: uuid.UUID
+    permanent_match_id: uuid.UUID

@@ -1,26 +1,49 @@
-"""Matching: the sweep that pairs waiting users, and a match's life until it closes."""
+"""A match's life, from the card to its close: every change of a match's status is made here
+(chat, safety and sessions ask for it through this module)."""
 
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Uuid,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from afterhours import clock, jobs, realtime
+from afterhours.db import bulk_sql, execute_bulk
 from afterhours.errors import AppError, not_found
-from afterhours.matching.models import OPEN_STATUSES, Decline, Match, Participant
+from afterhours.matching.models import (
+    OPEN_STATUSES,
+    Decline,
+    Match,
+    Participant,
+    PermanentMatch,
+)
 from afterhours.matching.schemas import (
     Card,
     ChatOpen,
     MatchAccepted,
     MatchClosed,
     MatchOut,
+    MatchSaved,
 )
 from afterhours.profiles import service as profiles
+from afterhours.safety import service as safety
 from afterhours.sessions import service as sessions
-from afterhours.sessions.models import Session
 from afterhours.settings import Settings
 from afterhours.storage import PhotoStorage
 
@@ -102,6 +125,14 @@ async def get_match(
     return await match_view(db, storage=storage, match=match, mine=mine, theirs=theirs)
 
 
+async def other_participant(
+    db: AsyncSession, *, match_id: uuid.UUID, user_id: uuid.UUID
+) -> uuid.UUID:
+    """Who `user_id` was matched with in `match_id`; NOT_FOUND unless they took part."""
+    _, _, theirs = await sides(db, match_id, user_id)
+    return theirs.user_id
+
+
 async def open_match_id(db: AsyncSession, *, user_id: uuid.UUID) -> uuid.UUID | None:
     return await db.scalar(
         select(Participant.match_id).where(Participant.user_id == user_id, Participant.is_open)
@@ -144,6 +175,7 @@ async def accept(
 async def decline(
     db: AsyncSession,
     *,
+    settings: Settings,
     storage: PhotoStorage,
     match_id: uuid.UUID,
     user_id: uuid.UUID,
@@ -151,13 +183,21 @@ async def decline(
     match, mine, theirs = await sides(db, match_id, user_id, for_update=True)
     if match.status not in OPEN_STATUSES:
         raise match_not_open()
-    await close(db, match=match, status="declined", reason="declined", decliners=[user_id])
+    await close(
+        db,
+        settings=settings,
+        match=match,
+        status="declined",
+        reason="declined",
+        decliners=[user_id],
+    )
     return await match_view(db, storage=storage, match=match, mine=mine, theirs=theirs)
 
 
 async def close(
     db: AsyncSession,
     *,
+    settings: Settings,
     match: Match,
     status: str,
     reason: str,
@@ -191,17 +231,25 @@ async def close(
         db,
         [(p.user_id, MatchClosed(match_id=match.id, status=status, reason=reason)) for p in people],
     )
-    settings: Settings = db.info["settings"]
-    retry_at = now + timedelta(seconds=settings.match_delay_decline_seconds)
-    for p in people:
-        await jobs.defer(db, "matching:attempt", at=retry_at, user_id=str(p.user_id))
+    await attempt_again(db, settings=settings, user_ids=[p.user_id for p in people])
     log.info("match_closed match_id=%s status=%s reason=%s", match.id, status, reason)
+
+
+async def attempt_again(
+    db: AsyncSession, *, settings: Settings, user_ids: Sequence[uuid.UUID]
+) -> None:
+    """Both sides of a closed match are free again: each gets a match attempt after a pause."""
+    retry_at = clock.now() + timedelta(seconds=settings.match_delay_decline_seconds)
+    for user_id in user_ids:
+        await jobs.defer(db, "matching:attempt", at=retry_at, user_id=str(user_id))
 
 
 AUTO_DECLINE_BATCH = 500
 
 
-async def auto_decline_due(db: AsyncSession, *, limit: int = AUTO_DECLINE_BATCH) -> int:
+async def auto_decline_due(
+    db: AsyncSession, *, settings: Settings, limit: int = AUTO_DECLINE_BATCH
+) -> int:
     """Close pending matches whose time ran out (a batch); idempotent, safe to run late."""
     due = list(
         await db.scalars(
@@ -213,11 +261,11 @@ async def auto_decline_due(db: AsyncSession, *, limit: int = AUTO_DECLINE_BATCH)
         )
     )
     for match in due:
-        await auto_decline(db, match=match)
+        await auto_decline(db, settings=settings, match=match)
     return len(due)
 
 
-async def auto_decline(db: AsyncSession, *, match: Match) -> None:
+async def auto_decline(db: AsyncSession, *, settings: Settings, match: Match) -> None:
     """Close a pending match whose time ran out; whoever had not accepted declined."""
     match_id = match.id
     waiting_on = list(
@@ -227,11 +275,18 @@ async def auto_decline(db: AsyncSession, *, match: Match) -> None:
             )
         )
     )
-    await close(db, match=match, status="expired", reason="timeout", decliners=waiting_on)
+    await close(
+        db,
+        settings=settings,
+        match=match,
+        status="expired",
+        reason="timeout",
+        decliners=waiting_on,
+    )
 
 
 async def close_open_match_of(
-    db: AsyncSession, *, user_id: uuid.UUID, status: str, reason: str
+    db: AsyncSession, *, settings: Settings, user_id: uuid.UUID, status: str, reason: str
 ) -> None:
     match = (
         await db.scalars(
@@ -242,11 +297,11 @@ async def close_open_match_of(
         )
     ).one_or_none()
     if match is not None:
-        await close(db, match=match, status=status, reason=reason)
+        await close(db, settings=settings, match=match, status=status, reason=reason)
 
 
 async def close_open_match_between(
-    db: AsyncSession, *, a: uuid.UUID, b: uuid.UUID, status: str, reason: str
+    db: AsyncSession, *, settings: Settings, a: uuid.UUID, b: uuid.UUID, status: str, reason: str
 ) -> None:
     mine = select(Participant.match_id).where(Participant.user_id == a, Participant.is_open)
     theirs = select(Participant.match_id).where(Participant.user_id == b, Participant.is_open)
@@ -256,20 +311,190 @@ async def close_open_match_between(
         )
     ).one_or_none()
     if match is not None:
-        await close(db, match=match, status=status, reason=reason)
+        await close(db, settings=settings, match=match, status=status, reason=reason)
 
 
-async def on_session_closed(db: AsyncSession, session: Session) -> None:
+# --- reactions to other features' changes (wired in afterhours.wiring) ----------------------
+
+
+async def close_with_session(
+    db: AsyncSession, session: sessions.Session, *, settings: Settings
+) -> None:
     """A session that ends takes its open match with it (status `ended`)."""
     reason = "session_expired" if session.end_reason == "timeout" else "session_ended"
-    await close_open_match_of(db, user_id=session.user_id, status="ended", reason=reason)
+    await close_open_match_of(
+        db, settings=settings, user_id=session.user_id, status="ended", reason=reason
+    )
 
 
-async def on_session_started(db: AsyncSession, session: Session) -> None:
-    settings: Settings = db.info["settings"]
+async def attempt_after_start(
+    db: AsyncSession, session: sessions.Session, *, settings: Settings
+) -> None:
     at = clock.now() + timedelta(seconds=settings.match_delay_start_seconds)
     await jobs.defer(db, "matching:attempt", at=at, user_id=str(session.user_id))
 
 
-sessions.on_start.append(on_session_started)
-sessions.on_close.append(on_session_closed)
+async def close_on_block(
+    db: AsyncSession, *, settings: Settings, a: uuid.UUID, b: uuid.UUID
+) -> None:
+    await close_open_match_between(
+        db, settings=settings, a=a, b=b, status="blocked", reason="blocked"
+    )
+
+
+async def forget_account(
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    kept: Callable[[Any], ColumnElement[bool]],
+) -> None:
+    """Delete the user's After Hours matches and, with them, their messages, except those
+    `kept(match id)` holds (a match under an open report stays until it is resolved).
+
+    Runs inside account deletion, after the user's session (and so any open match) was closed.
+    """
+    rows = (
+        await db.execute(
+            select(Match.id, Match.status)
+            .join(Participant, Participant.match_id == Match.id)
+            .where(Participant.user_id == user_id, ~kept(Match.id))
+        )
+    ).all()
+    if not rows:
+        return
+    ids = [match_id for match_id, _ in rows]
+    saved = [match_id for match_id, status in rows if status == "saved"]
+    if saved:
+        # The other side of a saved chat would otherwise keep it on screen: tell them it is gone.
+        others = (
+            await db.execute(
+                select(Participant.match_id, Participant.user_id).where(
+                    Participant.match_id.in_(saved), Participant.user_id != user_id
+                )
+            )
+        ).all()
+        await realtime.emit_many(
+            db,
+            [
+                (other, MatchClosed(match_id=m, status="ended", reason="account_deleted"))
+                for m, other in others
+            ],
+        )
+    await db.execute(delete(Match).where(Match.id.in_(ids)))  # messages, participants cascade
+    log.info("account_matches_deleted user_id=%s count=%d", user_id, len(ids))
+
+
+# --- saving --------------------------------------------------------------------------------
+
+
+async def save(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    storage: PhotoStorage,
+    match_id: uuid.UUID,
+    user_id: uuid.UUID,
+) -> MatchOut:
+    """Mark the caller's save; when both have saved, the match becomes a permanent one.
+
+    A saved match is closed for matching (both may be matched again in their sessions) but its
+    chat stays open for good: session ends never touch it, only an account deletion does.
+    """
+    match, mine, theirs = await sides(db, match_id, user_id, for_update=True)
+    if match.status == "saved":
+        return await match_view(db, storage=storage, match=match, mine=mine, theirs=theirs)
+    if match.status != "active":
+        raise match_not_open("Only an active match can be saved")
+    if mine.saved_at is None:
+        mine.saved_at = clock.now()
+        log.info("match_saved_by match_id=%s user_id=%s", match.id, user_id)
+        if theirs.saved_at is not None:
+            await _make_permanent(db, settings=settings, match=match, people=(mine, theirs))
+        await db.flush()
+    return await match_view(db, storage=storage, match=match, mine=mine, theirs=theirs)
+
+
+async def _make_permanent(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    match: Match,
+    people: tuple[Participant, Participant],
+) -> None:
+    now = clock.now()
+    a, b = sorted((p.user_id for p in people), key=lambda u: u.int)
+    permanent_id = uuid.uuid4()
+    db.add(
+        PermanentMatch(
+            id=permanent_id, user_a=a, user_b=b, created_at=now, after_hours_match_id=match.id
+        )
+    )
+    match.permanent_match_id = permanent_id
+    match.status = "saved"
+    match.closed_at = now
+    match.close_reason = "saved"
+    for p in people:
+        p.is_open = False  # free to be matched again while their sessions last
+    await db.flush()
+    event = MatchSaved(match_id=match.id, permanent_match_id=permanent_id)
+    await realtime.emit_many(db, [(p.user_id, event) for p in people])
+    await attempt_again(db, settings=settings, user_ids=[p.user_id for p in people])
+    log.info("match_permanent match_id=%s permanent_match_id=%s", match.id, permanent_id)
+
+
+# --- the chat's view of its match -----------------------------------------------------------
+
+
+class ChatState(NamedTuple):
+    """A match as a message sent in it finds it, under the match's row lock."""
+
+    status: str
+    other: uuid.UUID
+    blocked: bool  # a saved match whose participants have since blocked one another
+
+
+def _chat_lock_statement() -> str:
+    me, them = aliased(Participant), aliased(Participant)
+    sends = (
+        func.unnest(
+            bindparam("matches", type_=ARRAY(Uuid)), bindparam("senders", type_=ARRAY(Uuid))
+        )
+        .table_valued("match_id", "sender", with_ordinality="i")
+        .render_derived(name="s")
+    )
+    stmt = (
+        select(
+            sends.c.i,
+            Match.status,
+            them.user_id,
+            and_(
+                # A literal, not a parameter: the statement is compiled once with named arrays.
+                Match.status == literal_column("'saved'"),
+                safety.blocked_between(sends.c.sender, them.user_id),
+            ),
+        )
+        .select_from(sends)
+        .join(Match, Match.id == sends.c.match_id)
+        .join(me, and_(me.match_id == Match.id, me.user_id == sends.c.sender))
+        .join(them, and_(them.match_id == Match.id, them.user_id != sends.c.sender))
+        .order_by(Match.id)
+        .with_for_update(of=Match)
+    )
+    return bulk_sql(stmt)
+
+
+CHAT_LOCK = _chat_lock_statement()
+
+
+async def lock_for_chat(
+    db: AsyncSession, sends: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[int, ChatState]:
+    """For each (match id, sender) whose sender is in that match, by index: the match as its
+    chat sees it. One statement; it locks the matches' rows in id order, so concurrent batches
+    queue rather than deadlock, and messages stored under the lock keep one order."""
+    rows = await execute_bulk(
+        db,
+        CHAT_LOCK,
+        {"matches": [m for m, _ in sends], "senders": [s for _, s in sends]},
+    )
+    return {i - 1: ChatState(status, other, blocked) for i, status, other, blocked in rows}

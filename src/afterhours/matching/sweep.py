@@ -18,10 +18,9 @@ from afterhours.matching import engine
 from afterhours.matching.models import Decline, Match, Participant
 from afterhours.matching.schemas import MatchDelivered, NoMatches
 from afterhours.profiles import service as profiles
-from afterhours.safety.models import Block
+from afterhours.safety import service as safety
 from afterhours.sessions import service as sessions
-from afterhours.sessions.models import Session
-from afterhours.sessions.service import Matchable
+from afterhours.sessions.service import Matchable, Session
 from afterhours.settings import Settings
 from afterhours.storage import PhotoStorage
 
@@ -156,10 +155,9 @@ async def excluded_pairs(
 
     A pair who saved their match already has each other for good: pairing them again would
     only hand them a card of someone they are chatting with."""
-    ids = bindparam("ids", user_ids, type_=ARRAY(Uuid))  # one array parameter, used 5 times
-    blocks = select(Block.blocker_id, Block.blocked_id).where(
-        or_(Block.blocker_id == any_(ids), Block.blocked_id == any_(ids))
-    )
+    ids = bindparam("ids", user_ids, type_=ARRAY(Uuid))  # one array parameter, used 4 times
+    blocked = safety.blocked_pairs()
+    blocks = select(blocked.c.user_id, blocked.c.other_id).where(blocked.c.user_id == any_(ids))
     declines = select(Decline.user_id, Decline.declined_user_id).where(
         Decline.created_at > since,
         or_(Decline.user_id == any_(ids), Decline.declined_user_id == any_(ids)),

@@ -15,7 +15,7 @@ blueprint = procrastinate.Blueprint()
 async def periodic_sweep(context: procrastinate.JobContext) -> None:
     rt = runtime(context)
     async with rt.db.transaction() as db:
-        await service.auto_decline_due(db)  # in case a deadline job was lost
+        await service.auto_decline_due(db, settings=rt.settings)  # in case a deadline job was lost
         await sweep.sweep(db, settings=rt.settings, storage=rt.storage)
 
 
@@ -31,6 +31,7 @@ async def attempt(context: procrastinate.JobContext, user_id: str) -> None:
 
 @blueprint.task(name="auto_decline_due", pass_context=True, retry=3)
 async def auto_decline_due(context: procrastinate.JobContext) -> None:
-    async with runtime(context).db.transaction() as db:
-        while await service.auto_decline_due(db) == service.AUTO_DECLINE_BATCH:
-            await db.commit()
+    rt = runtime(context)
+    await rt.db.in_batches(
+        lambda db: service.auto_decline_due(db, settings=rt.settings), service.AUTO_DECLINE_BATCH
+    )

@@ -1,5 +1,6 @@
 import uuid
 from datetime import date, datetime
+from typing import Literal, get_args
 
 from sqlalchemy import (
     ARRAY,
@@ -13,16 +14,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from afterhours.db import Base
+from afterhours.db import Base, one_of
 
-GENDERS = ("man", "woman", "nonbinary")
+Gender = Literal["man", "woman", "nonbinary"]
+GENDERS: tuple[Gender, ...] = get_args(Gender)
 
 
 class Profile(Base):
     """The host app's base profile, kept here so the service runs on its own."""
 
     __tablename__ = "profiles"
-    __table_args__ = (CheckConstraint("gender IN ('man', 'woman', 'nonbinary')", name="gender"),)
+    __table_args__ = (CheckConstraint(one_of("gender", GENDERS), name="gender"),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True

@@ -1,11 +1,13 @@
 import asyncio
 import uuid
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 
 from afterhours import clock
 from afterhours.auth import DB, CurrentUser, PremiumUser
+from afterhours.db import after_commit
 from afterhours.errors import validation_error
 from afterhours.openapi import errors
 from afterhours.profiles import photos, service
@@ -14,7 +16,6 @@ from afterhours.profiles.schemas import (
     AfterHoursProfileIn,
     AfterHoursProfileOut,
     AfterHoursProfileResponse,
-    MessageResponse,
     PhotoResponse,
     PreferencesIn,
     PreferencesOut,
@@ -23,7 +24,7 @@ from afterhours.profiles.schemas import (
     ProfileOut,
     ProfileResponse,
 )
-from afterhours.sessions import service as sessions
+from afterhours.schemas import MessageResponse
 from afterhours.storage import PhotoStorage
 
 router = APIRouter(prefix="/api")
@@ -35,6 +36,18 @@ def get_storage(request: Request) -> PhotoStorage:
 
 
 Storage = Annotated[PhotoStorage, Depends(get_storage)]
+
+
+def get_reactions(request: Request) -> service.Reactions:
+    reactions: service.Reactions = request.app.state.lifecycle.profiles
+    return reactions
+
+
+Reactions = Annotated[service.Reactions, Depends(get_reactions)]
+
+
+async def remove_photos(storage: PhotoStorage, keys: list[str]) -> None:
+    await asyncio.gather(*(storage.delete(key) for key in keys))
 
 
 def profile_out(profile: Profile) -> ProfileOut:
@@ -76,13 +89,11 @@ async def get_profile(user: CurrentUser, db: DB) -> ProfileResponse:
 
 
 @router.delete("/account", responses=errors(401))
-async def delete_account(user: CurrentUser, db: DB, storage: Storage) -> MessageResponse:
-    # Closed the normal way first, so an open match ends and the other side is told; the
-    # cascade below would remove the rows without a word.
-    await sessions.end_for_user(db, user_id=user.user_id, reason="account_deleted")
-    photo_keys = await service.delete_account(db, user_id=user.user_id)
-    await db.commit()
-    await asyncio.gather(*(storage.delete(key) for key in photo_keys))
+async def delete_account(
+    user: CurrentUser, db: DB, storage: Storage, reactions: Reactions
+) -> MessageResponse:
+    photo_keys = await service.delete_account(db, user_id=user.user_id, reactions=reactions)
+    after_commit(db, partial(remove_photos, storage, photo_keys))
     return MessageResponse(message="Account deleted")
 
 
@@ -123,9 +134,8 @@ async def put_photo(
     key = f"{user.user_id}/{uuid.uuid4()}.jpg"
     await storage.put(key, clean, photos.OUTPUT_CONTENT_TYPE)
     previous = await service.set_photo(db, user_id=user.user_id, photo_key=key)
-    await db.commit()
     if previous:
-        await storage.delete(previous)
+        after_commit(db, partial(remove_photos, storage, [previous]))
     return PhotoResponse(photo_url=storage.url(key))
 
 
@@ -139,13 +149,13 @@ async def get_after_hours_profile(
 
 @router.delete("/after-hours/profile", responses=errors(401, 403, 404))
 async def delete_after_hours_profile(
-    user: PremiumUser, db: DB, storage: Storage
+    user: PremiumUser, db: DB, storage: Storage, reactions: Reactions
 ) -> MessageResponse:
-    await sessions.end_for_user(db, user_id=user.user_id, reason="profile_deleted")
-    photo_key = await service.delete_after_hours_profile(db, user_id=user.user_id)
-    await db.commit()
+    photo_key = await service.delete_after_hours_profile(
+        db, user_id=user.user_id, reactions=reactions
+    )
     if photo_key:
-        await storage.delete(photo_key)
+        after_commit(db, partial(remove_photos, storage, [photo_key]))
     return MessageResponse(message="After Hours profile deleted")
 
 

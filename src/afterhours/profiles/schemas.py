@@ -1,12 +1,12 @@
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
+from afterhours.profiles.models import Gender
 from afterhours.schemas import Ok, WireModel
 
-Gender = Literal["man", "woman", "nonbinary"]
 Age = Annotated[int, Field(ge=18, le=99)]
 
 
@@ -72,7 +72,3 @@ class PreferencesOut(WireModel):
 
 class PreferencesResponse(Ok):
     preferences: PreferencesOut
-
-
-class MessageResponse(Ok):
-    message: str

@@ -1,7 +1,7 @@
 """Base profiles, After Hours profiles, preferences and account deletion."""
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -12,15 +12,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from afterhours import clock
 from afterhours.db import any_of, fetch_all
 from afterhours.errors import AppError, not_found, validation_error
-from afterhours.profiles.models import GENDERS, AfterHoursProfile, Preferences, Profile
+from afterhours.profiles.models import GENDERS as GENDERS  # re-exported: matching's engine
+from afterhours.profiles.models import AfterHoursProfile, Preferences, Profile
 from afterhours.users import User
 
 MIN_AGE = 18
 
-AccountHook = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
-# Features whose rows must not simply cascade away with the user (chat keeps matches held by an
-# open report) do their part here, in the deletion's transaction, before the user row goes.
-on_delete_account: list[AccountHook] = []
+UserHook = Callable[..., Awaitable[None]]  # called as hook(db, user_id=...)
+
+
+@dataclass(frozen=True)
+class Reactions:
+    """What other features do, in the same transaction, before a user's account or After Hours
+    profile goes (their session ends, matches not held by a report go). Wired in
+    afterhours.wiring."""
+
+    account_deleting: Sequence[UserHook] = ()
+    profile_deleting: Sequence[UserHook] = ()
+
+
 # Preferences of a user who never set any: (seeking genders, min age, max age, max km).
 DEFAULT_PREFERENCES: tuple[list[str], int, int, int] = (list(GENDERS), 18, 99, 25)
 
@@ -62,8 +72,13 @@ async def get_profile(db: AsyncSession, *, user_id: uuid.UUID) -> Profile:
     return profile
 
 
-async def delete_account(db: AsyncSession, *, user_id: uuid.UUID) -> list[str]:
-    """Delete the user (their tables cascade); returns photo keys to remove from storage."""
+async def delete_account(
+    db: AsyncSession, *, user_id: uuid.UUID, reactions: Reactions
+) -> list[str]:
+    """Delete the user (their tables cascade); returns photo keys to remove from storage.
+
+    Reactions run first: the cascade would remove rows without a word, and an open match must
+    end the normal way, so the other side is told."""
     photo_keys = list(
         await db.scalars(
             select(AfterHoursProfile.photo_key).where(
@@ -71,8 +86,8 @@ async def delete_account(db: AsyncSession, *, user_id: uuid.UUID) -> list[str]:
             )
         )
     )
-    for hook in on_delete_account:
-        await hook(db, user_id)
+    for react in reactions.account_deleting:
+        await react(db, user_id=user_id)
     await db.execute(delete(User).where(User.id == user_id))
     return [key for key in photo_keys if key]
 
@@ -115,6 +130,10 @@ async def set_photo(db: AsyncSession, *, user_id: uuid.UUID, photo_key: str) -> 
     return previous
 
 
+async def has_after_hours_profile(db: AsyncSession, *, user_id: uuid.UUID) -> bool:
+    return await db.get(AfterHoursProfile, user_id) is not None
+
+
 async def check_base_profile(db: AsyncSession, *, user_id: uuid.UUID) -> None:
     if await db.get(Profile, user_id) is None:
         raise AppError("BASE_PROFILE_REQUIRED", "Create your base profile first")
@@ -127,9 +146,13 @@ async def get_after_hours_profile(db: AsyncSession, *, user_id: uuid.UUID) -> Af
     return profile
 
 
-async def delete_after_hours_profile(db: AsyncSession, *, user_id: uuid.UUID) -> str | None:
+async def delete_after_hours_profile(
+    db: AsyncSession, *, user_id: uuid.UUID, reactions: Reactions
+) -> str | None:
     """Delete the After Hours profile; returns its photo key for deletion from storage."""
     profile = await get_after_hours_profile(db, user_id=user_id)
+    for react in reactions.profile_deleting:
+        await react(db, user_id=user_id)
     await db.delete(profile)
     await db.flush()
     return profile.photo_key

@@ -21,9 +21,9 @@ from afterhours import clock
 from afterhours.chat.models import Message
 from afterhours.db import after_commit
 from afterhours.matching.models import Decline, Match, Participant
+from afterhours.moderation.service import held_by_open_report
 from afterhours.profiles.models import AfterHoursProfile, Preferences, Profile
 from afterhours.realtime import UserEvent
-from afterhours.safety.models import held_by_open_report
 from afterhours.sessions import service as sessions
 from afterhours.storage import PhotoStorage
 from afterhours.users import DeviceFingerprint
@@ -87,9 +87,15 @@ def chat_steps() -> list[Step]:
 # --- 04:00: sessions, declines, events, orphans ---------------------------------------------
 
 
-async def close_stale_sessions(db: AsyncSession, limit: int) -> int:
+def close_stale_sessions(
+    reactions: sessions.Reactions,
+) -> Callable[[AsyncSession, int], Awaitable[int]]:
     """Sessions past their time that no expiry job closed (a lost job, a restored backup)."""
-    return await sessions.close_expired(db)
+
+    async def run(db: AsyncSession, limit: int) -> int:
+        return await sessions.close_expired(db, reactions=reactions)
+
+    return run
 
 
 async def _delete_batch(
@@ -190,9 +196,9 @@ async def delete_orphan_matches(db: AsyncSession, limit: int) -> int:
     return _count(await db.execute(delete(Match).where(Match.id.in_(batch))))
 
 
-def nightly_steps(storage: PhotoStorage) -> list[Step]:
+def nightly_steps(storage: PhotoStorage, reactions: sessions.Reactions) -> list[Step]:
     return [
-        Step("sessions_closed", close_stale_sessions, batch=sessions.CLOSE_BATCH),
+        Step("sessions_closed", close_stale_sessions(reactions), batch=sessions.CLOSE_BATCH),
         Step("declines_deleted", delete_old_declines),
         Step("events_deleted", delete_old_events),
         Step("fingerprints_deleted", delete_stale_fingerprints),

@@ -6,12 +6,15 @@ if its time is at most 10 minutes past); the next night's run deletes the same r
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 
 import procrastinate
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours.db import Database
 from afterhours.jobs import runtime
 from afterhours.retention import service
+from afterhours.sessions import service as sessions
 from afterhours.storage import PhotoStorage
 
 log = logging.getLogger("afterhours.retention")
@@ -20,28 +23,28 @@ blueprint = procrastinate.Blueprint()
 
 
 async def run_steps(database: Database, steps: Sequence[service.Step]) -> dict[str, int]:
-    """Run each step batch after batch, committing between batches (so locks stay short and a
-    crash loses at most one batch), until one comes back short; logs one count per step."""
+    """Run each step batch after batch, each batch its own transaction (so locks stay short and
+    a crash loses at most one batch), until one comes back short; logs one count per step."""
     counts: dict[str, int] = {}
     for step in steps:
-        total = 0
-        while True:
-            async with database.transaction() as db:
-                done = await step.run(db, step.batch)
-            total += done
-            if done < step.batch:
-                break
+        total = await database.in_batches(partial(_one_batch, step), step.batch)
         counts[step.name] = total
         log.info("retention_%s count=%d", step.name, total)
     return counts
+
+
+async def _one_batch(step: service.Step, db: AsyncSession) -> int:
+    return await step.run(db, step.batch)
 
 
 async def purge_chats_now(database: Database) -> dict[str, int]:
     return await run_steps(database, service.chat_steps())
 
 
-async def nightly_cleanup_now(database: Database, storage: PhotoStorage) -> dict[str, int]:
-    return await run_steps(database, service.nightly_steps(storage))
+async def nightly_cleanup_now(
+    database: Database, storage: PhotoStorage, reactions: sessions.Reactions
+) -> dict[str, int]:
+    return await run_steps(database, service.nightly_steps(storage, reactions))
 
 
 @blueprint.task(
@@ -61,7 +64,7 @@ async def purge_chats(context: procrastinate.JobContext, timestamp: int) -> None
 async def nightly_cleanup(context: procrastinate.JobContext, timestamp: int) -> None:
     """04:00 UTC, after the chat purge: stale sessions, old declines and events, orphans."""
     rt = runtime(context)
-    await nightly_cleanup_now(rt.db, rt.storage)
+    await nightly_cleanup_now(rt.db, rt.storage, rt.lifecycle.sessions)
 
 
 blueprint.periodic(cron="0 3 * * *", periodic_id="retention:purge_chats")(purge_chats)

@@ -1,24 +1,59 @@
-"""Blocks and reports: a user never sees the blocked one again, and any open match between them
-closes; a report also blocks, and keeps the reported chat for moderation while it is open."""
+"""Blocks: a user never sees the blocked one again, and any open match between them closes.
+
+"Blocked between these two" has one definition here (`blocked_pairs`), which the matching
+sweep, the chat's send lock and typing all use.
+"""
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import ColumnElement, Subquery, delete, exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from afterhours import clock
-from afterhours.chat import service as chat
 from afterhours.errors import not_found, validation_error
-from afterhours.matching import service as matching
-from afterhours.safety.models import Block, Report
+from afterhours.safety.models import Block
 from afterhours.users import User
 
 log = logging.getLogger("afterhours.safety")
 
+PairHook = Callable[..., Awaitable[None]]  # called as hook(db, a=..., b=...)
 
-async def block(db: AsyncSession, *, blocker_id: uuid.UUID, blocked_id: uuid.UUID) -> None:
+
+@dataclass(frozen=True)
+class Reactions:
+    """What other features do, in the same transaction, once one user blocks another
+    (matching closes an open match between them). Wired in afterhours.wiring."""
+
+    blocked: Sequence[PairHook] = ()
+
+
+def blocked_pairs() -> Subquery:
+    """Every (user_id, other_id) with a block between them, in either direction: each block
+    appears both ways round, so filtering on `user_id` alone finds all of a user's blocks."""
+    return (
+        select(Block.blocker_id.label("user_id"), Block.blocked_id.label("other_id"))
+        .union_all(select(Block.blocked_id, Block.blocker_id))
+        .subquery("blocked_pairs")
+    )
+
+
+def blocked_between(a: Any, b: Any) -> ColumnElement[bool]:
+    """Whether either of `a` and `b` (values or columns) has blocked the other."""
+    pairs = blocked_pairs()
+    return exists().where(pairs.c.user_id == a, pairs.c.other_id == b)
+
+
+async def is_blocked_between(db: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
+    return bool(await db.scalar(select(blocked_between(a, b))))
+
+
+async def block(
+    db: AsyncSession, *, blocker_id: uuid.UUID, blocked_id: uuid.UUID, reactions: Reactions
+) -> None:
     if blocker_id == blocked_id:
         raise validation_error("userId", "You cannot block yourself")
     if await db.get(User, blocked_id) is None:
@@ -26,9 +61,8 @@ async def block(db: AsyncSession, *, blocker_id: uuid.UUID, blocked_id: uuid.UUI
     await db.execute(
         insert(Block).values(blocker_id=blocker_id, blocked_id=blocked_id).on_conflict_do_nothing()
     )
-    await matching.close_open_match_between(
-        db, a=blocker_id, b=blocked_id, status="blocked", reason="blocked"
-    )
+    for react in reactions.blocked:
+        await react(db, a=blocker_id, b=blocked_id)
     log.info("user_blocked blocker_id=%s blocked_id=%s", blocker_id, blocked_id)
 
 
@@ -38,53 +72,3 @@ async def unblock(db: AsyncSession, *, blocker_id: uuid.UUID, blocked_id: uuid.U
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise not_found("Block")
-
-
-async def report(
-    db: AsyncSession,
-    *,
-    reporter_id: uuid.UUID,
-    reported_user_id: uuid.UUID,
-    match_id: uuid.UUID | None,
-    message_id: uuid.UUID | None,
-    category: str,
-    details: str | None,
-) -> Report:
-    """File a report, which also blocks. A named match or message must be one the reporter took
-    part in, with the reported user; while the report is open, that match and its messages are
-    kept (retention and account deletion pass them by)."""
-    if reporter_id == reported_user_id:
-        raise validation_error("reportedUserId", "You cannot report yourself")
-    if message_id is not None:
-        message_match = await chat.message_match_id(db, message_id=message_id)
-        if message_match is None or (match_id is not None and match_id != message_match):
-            raise not_found("Message")
-        match_id = message_match
-    if match_id is not None:
-        _, _, theirs = await matching.sides(db, match_id, reporter_id)
-        if theirs.user_id != reported_user_id:
-            raise validation_error("matchId", "The reported user is not in this match")
-    filed = Report(
-        id=uuid.uuid4(),
-        reporter_id=reporter_id,
-        reported_user_id=reported_user_id,
-        match_id=match_id,
-        message_id=message_id,
-        category=category,
-        details=details or None,
-        status="open",
-        created_at=clock.now(),
-    )
-    db.add(filed)
-    await db.flush()
-    # The block closes an open match between them (status `blocked`) and stops a saved chat.
-    await block(db, blocker_id=reporter_id, blocked_id=reported_user_id)
-    log.info(
-        "report_filed report_id=%s reporter_id=%s reported_user_id=%s match_id=%s category=%s",
-        filed.id,
-        reporter_id,
-        reported_user_id,
-        match_id,
-        category,
-    )
-    return filed

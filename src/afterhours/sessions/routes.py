@@ -1,9 +1,11 @@
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 
 from afterhours import clock
 from afterhours.auth import DB, PremiumUser
 from afterhours.openapi import errors
-from afterhours.profiles.schemas import MessageResponse
+from afterhours.schemas import MessageResponse
 from afterhours.sessions import service
 from afterhours.sessions.schemas import (
     ExtendedSession,
@@ -19,8 +21,18 @@ from afterhours.sessions.schemas import (
 router = APIRouter(prefix="/api/after-hours/session", tags=["sessions"])
 
 
+def get_reactions(request: Request) -> service.Reactions:
+    reactions: service.Reactions = request.app.state.lifecycle.sessions
+    return reactions
+
+
+Reactions = Annotated[service.Reactions, Depends(get_reactions)]
+
+
 @router.post("/start", status_code=201, responses=errors(400, 401, 403, 409))
-async def start(body: StartIn, request: Request, user: PremiumUser, db: DB) -> StartResponse:
+async def start(
+    body: StartIn, request: Request, user: PremiumUser, db: DB, reactions: Reactions
+) -> StartResponse:
     state = request.app.state
     session = await service.start_session(
         db,
@@ -31,13 +43,14 @@ async def start(body: StartIn, request: Request, user: PremiumUser, db: DB) -> S
         latitude=body.latitude,
         longitude=body.longitude,
         fingerprint_hash=request.state.fingerprint_hash,
+        reactions=reactions,
     )
     return StartResponse(session=StartedSession.model_validate(session, from_attributes=True))
 
 
 @router.post("/end", responses=errors(401, 403, 404))
-async def end(user: PremiumUser, db: DB) -> MessageResponse:
-    await service.end_session(db, user_id=user.user_id)
+async def end(user: PremiumUser, db: DB, reactions: Reactions) -> MessageResponse:
+    await service.end_session(db, user_id=user.user_id, reactions=reactions)
     return MessageResponse(message="Session ended")
 
 

@@ -3,7 +3,8 @@
 import logging
 import math
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -15,8 +16,8 @@ from sqlalchemy.orm import QueryableAttribute
 from afterhours import clock, geo, jobs, realtime
 from afterhours.db import fetch_all
 from afterhours.errors import AppError
-from afterhours.profiles.models import AfterHoursProfile
-from afterhours.sessions.models import Session
+from afterhours.profiles import service as profiles
+from afterhours.sessions.models import Session as Session  # re-exported: callers type with it
 from afterhours.sessions.schemas import SessionExpired, SessionExpiring
 from afterhours.settings import Settings
 from afterhours.users import DeviceFingerprint, User
@@ -30,9 +31,15 @@ TRAVEL_ALLOWANCE_KM = 50.0
 CLOSE_BATCH = 500
 
 SessionHook = Callable[[AsyncSession, Session], Awaitable[None]]
-# Other features react to a session's start or close in the same transaction (matching does).
-on_start: list[SessionHook] = []
-on_close: list[SessionHook] = []
+
+
+@dataclass(frozen=True)
+class Reactions:
+    """What other features do, in the same transaction, when a session starts or closes.
+    Which ones is decided in afterhours.wiring."""
+
+    started: Sequence[SessionHook] = ()
+    closed: Sequence[SessionHook] = ()
 
 
 def session_minutes(settings: Settings, minutes: float) -> timedelta:
@@ -72,7 +79,7 @@ async def check_may_start(
         .limit(1)
     ):
         raise AppError("DEVICE_BANNED", "This device is banned", status=403)
-    if await db.get(AfterHoursProfile, user_id) is None:
+    if not await profiles.has_after_hours_profile(db, user_id=user_id):
         raise AppError("PROFILE_REQUIRED", "Create your After Hours profile first")
 
 
@@ -106,10 +113,11 @@ async def start_session(
     latitude: float,
     longitude: float,
     fingerprint_hash: str | None,
+    reactions: Reactions,
 ) -> Session:
     now = clock.now()
     await check_may_start(db, user_id=user_id, fingerprint_hash=fingerprint_hash)
-    await close_expired(db, Session.user_id == user_id)
+    await close_expired(db, Session.user_id == user_id, reactions=reactions)
     if await active_session(db, user_id=user_id) is not None:
         raise session_already_active()
     exact = geo.Point(latitude, longitude)
@@ -138,8 +146,8 @@ async def start_session(
     if session is None:  # a concurrent start won the race
         raise session_already_active()
     await schedule_expiry(db, settings=settings, session=session)
-    for hook in on_start:
-        await hook(db, session)
+    for react in reactions.started:
+        await react(db, session)
     log.info("session_started session_id=%s user_id=%s", session.id, user_id)
     return session
 
@@ -159,15 +167,16 @@ async def schedule_expiry(db: AsyncSession, *, settings: Settings, session: Sess
         )
 
 
-async def end_session(db: AsyncSession, *, user_id: uuid.UUID) -> Session:
+async def end_session(db: AsyncSession, *, user_id: uuid.UUID, reactions: Reactions) -> Session:
     closed = await close_sessions(
         db,
         and_(Session.user_id == user_id, Session.expires_at > clock.now()),
         reason="ended",
         ended_at=clock.now(),
+        reactions=reactions,
     )
     if not closed:
-        await close_expired(db, Session.user_id == user_id)
+        await close_expired(db, Session.user_id == user_id, reactions=reactions)
         raise no_active_session()
     return closed[0]
 
@@ -192,8 +201,9 @@ async def close_sessions(
     *,
     reason: str,
     ended_at: datetime | ColumnElement[datetime] | QueryableAttribute[datetime],
+    reactions: Reactions,
 ) -> list[Session]:
-    """Close the open sessions matching `where` (at most one batch); hooks run for each."""
+    """Close the open sessions matching `where` (at most one batch); reactions run for each."""
     ids = select(Session.id).where(Session.ended_at.is_(None), where).limit(CLOSE_BATCH)
     closed = list(
         await db.scalars(
@@ -205,20 +215,27 @@ async def close_sessions(
         )
     )
     for session in closed:
-        for hook in on_close:
-            await hook(db, session)
+        for react in reactions.closed:
+            await react(db, session)
         if reason == "timeout":
             await realtime.emit(db, session.user_id, SessionExpired(session_id=session.id))
         log.info("session_closed session_id=%s reason=%s", session.id, reason)
     return closed
 
 
-async def close_expired(db: AsyncSession, where: ColumnElement[bool] | None = None) -> int:
-    """Close sessions whose time is up (idempotent: already-closed ones are left alone)."""
+async def close_expired(
+    db: AsyncSession, where: ColumnElement[bool] | None = None, *, reactions: Reactions
+) -> int:
+    """Close sessions whose time is up, at most CLOSE_BATCH (idempotent: already-closed ones are
+    left alone). The one way a session closes for expiry: its job, the minute sweep, the
+    nightly run and a start or end that finds one lapsed all call this."""
     condition = Session.expires_at <= clock.now()
     if where is not None:
         condition = and_(condition, where)
-    return len(await close_sessions(db, condition, reason="timeout", ended_at=Session.expires_at))
+    closed = await close_sessions(
+        db, condition, reason="timeout", ended_at=Session.expires_at, reactions=reactions
+    )
+    return len(closed)
 
 
 async def warn_expiring(
@@ -240,9 +257,13 @@ async def warn_expiring(
     return True
 
 
-async def end_for_user(db: AsyncSession, *, user_id: uuid.UUID, reason: str) -> None:
+async def end_for_user(
+    db: AsyncSession, *, user_id: uuid.UUID, reason: str, reactions: Reactions
+) -> None:
     """Close the user's open session, if any, for `reason` (profile deleted, banned)."""
-    await close_sessions(db, Session.user_id == user_id, reason=reason, ended_at=clock.now())
+    await close_sessions(
+        db, Session.user_id == user_id, reason=reason, ended_at=clock.now(), reactions=reactions
+    )
 
 
 class Matchable(NamedTuple):

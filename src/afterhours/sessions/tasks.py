@@ -14,8 +14,11 @@ blueprint = procrastinate.Blueprint()
 
 @blueprint.task(name="expire", pass_context=True, retry=3)
 async def expire(context: procrastinate.JobContext, session_id: str) -> None:
-    async with runtime(context).db.transaction() as db:
-        await service.close_expired(db, Session.id == uuid.UUID(session_id))
+    rt = runtime(context)
+    async with rt.db.transaction() as db:
+        await service.close_expired(
+            db, Session.id == uuid.UUID(session_id), reactions=rt.lifecycle.sessions
+        )
 
 
 @blueprint.task(name="warn", pass_context=True)
@@ -33,9 +36,11 @@ async def warn(context: procrastinate.JobContext, session_id: str, expires_at: s
 @blueprint.task(name="sweep_expired", pass_context=True, queueing_lock="sessions:sweep_expired")
 async def sweep_expired(context: procrastinate.JobContext, timestamp: int) -> None:
     """Closes what expiry jobs missed (a lost job, a database restored from backup)."""
-    async with runtime(context).db.transaction() as db:
-        while await service.close_expired(db) == service.CLOSE_BATCH:
-            await db.commit()
+    rt = runtime(context)
+    reactions = rt.lifecycle.sessions
+    await rt.db.in_batches(
+        lambda db: service.close_expired(db, reactions=reactions), service.CLOSE_BATCH
+    )
 
 
 blueprint.periodic(cron="* * * * *", periodic_id="sessions:sweep_expired")(sweep_expired)

@@ -1,0 +1,127 @@
+"""Who reacts to whose change, which jobs exist and which socket events are handled: the one
+place where features are put together. A feature never registers itself on import; it
+exposes its reactions as plain functions, and they are connected here.
+
+Each reaction runs inside the transaction of the change it reacts to, so the change, the
+reaction, their jobs and their events commit together (or not at all).
+"""
+
+import asyncio
+from dataclasses import dataclass
+from functools import partial
+
+import procrastinate
+import socketio
+from fastapi import APIRouter
+
+from afterhours import jobs, realtime
+from afterhours.auth import TokenVerifier
+from afterhours.chat import events as chat_events
+from afterhours.chat.routes import router as chat_router
+from afterhours.chat.schemas import SendMessageIn, TypingIn
+from afterhours.chat.writer import MessageWriter
+from afterhours.db import Database
+from afterhours.matching import service as matching
+from afterhours.matching.routes import router as matching_router
+from afterhours.matching.tasks import blueprint as matching_tasks
+from afterhours.moderation import service as moderation
+from afterhours.moderation.routes import router as moderation_router
+from afterhours.profiles import service as profiles
+from afterhours.profiles.routes import router as profiles_router
+from afterhours.replay.routes import router as replay_router
+from afterhours.retention.tasks import blueprint as retention_tasks
+from afterhours.safety import service as safety
+from afterhours.safety.routes import router as safety_router
+from afterhours.sessions import service as sessions
+from afterhours.sessions.routes import router as sessions_router
+from afterhours.sessions.tasks import blueprint as sessions_tasks
+from afterhours.settings import Settings
+from afterhours.storage import make_storage
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Every feature's reactions to the others' changes, as each feature's service takes them."""
+
+    sessions: sessions.Reactions
+    profiles: profiles.Reactions
+    safety: safety.Reactions
+
+
+def lifecycle(settings: Settings) -> Lifecycle:
+    session_reactions = sessions.Reactions(
+        # A session that starts gets a match attempt shortly after.
+        started=[partial(matching.attempt_after_start, settings=settings)],
+        # A session that closes closes its open match (the other side is told).
+        closed=[partial(matching.close_with_session, settings=settings)],
+    )
+    return Lifecycle(
+        sessions=session_reactions,
+        profiles=profiles.Reactions(
+            # Before the account goes: its session ends the normal way, then its matches go,
+            # except those an open report holds for moderation.
+            account_deleting=[
+                partial(
+                    sessions.end_for_user, reason="account_deleted", reactions=session_reactions
+                ),
+                partial(matching.forget_account, kept=moderation.held_by_open_report),
+            ],
+            # Without an After Hours profile nobody can be in session.
+            profile_deleting=[
+                partial(
+                    sessions.end_for_user, reason="profile_deleted", reactions=session_reactions
+                )
+            ],
+        ),
+        # A block closes any open match between the two.
+        safety=safety.Reactions(blocked=[partial(matching.close_on_block, settings=settings)]),
+    )
+
+
+# Jobs, by namespace: task "matching:attempt" is matching_tasks' "attempt".
+JOB_BLUEPRINTS: dict[str, procrastinate.Blueprint] = {
+    "sessions": sessions_tasks,
+    "matching": matching_tasks,
+    "retention": retention_tasks,
+}
+
+ROUTERS: list[APIRouter] = [
+    profiles_router,
+    sessions_router,
+    matching_router,
+    chat_router,
+    safety_router,
+    moderation_router,
+    replay_router,
+]
+
+
+def install_socket_handlers(
+    sio: socketio.AsyncServer, verifier: TokenVerifier, database: Database
+) -> None:
+    """Connect (auth, rooms, replay) and the client events, each answered through its ack."""
+    realtime.install_connect(sio, verifier, database)
+    writer = MessageWriter(database)
+    send = chat_events.message_sender(writer)
+    realtime.ack_handler(sio, "after_hours:send_message", SendMessageIn, send)
+    typing = realtime.in_transaction(database, chat_events.typing_relay(sio))
+    realtime.ack_handler(sio, "after_hours:typing", TypingIn, typing)
+
+
+async def run_worker_alone(settings: Settings) -> None:
+    """`afterhours worker`: the job worker without sockets; its events reach the serving
+    processes' sockets through the fan-out (PostgreSQL NOTIFY or Redis)."""
+    assert settings.database_url
+    jobs.register_tasks(JOB_BLUEPRINTS)
+    db = Database(settings.database_url, outbox=realtime.external_emitter(settings))
+    pool = await jobs.open_job_app(settings.database_url)
+    try:
+        rt = jobs.Runtime(
+            settings=settings, db=db, storage=make_storage(settings), lifecycle=lifecycle(settings)
+        )
+        await jobs.run_worker(rt, name="standalone", standalone=True)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await pool.close()
+        await db.dispose()
