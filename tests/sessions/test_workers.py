@@ -3,10 +3,8 @@ PostgreSQL LISTEN/NOTIFY or with Redis, and after downtime it catches up on what
 
 import asyncio
 import os
-import shutil
-import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -14,29 +12,10 @@ import httpx
 import pytest
 
 from afterhours.settings import Settings
-from tests.conftest import ROOT, TEST_SECRET, Recorder, User, free_port, running_server
+from tests.conftest import ROOT, TEST_SECRET, Recorder, User, running_server
 from tests.sessions.conftest import BASE_PROFILE, start
 
 SESSION_MINUTE = 0.4  # a 15-minute session lasts 6 s here
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is required in CI (.ci/run installs it)")
-        pytest.skip("redis-server not installed (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def settings_for(url: str, data_dir: Path, redis: str | None = None) -> Settings:

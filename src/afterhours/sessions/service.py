@@ -204,7 +204,12 @@ async def close_sessions(
     reactions: Reactions,
 ) -> list[Session]:
     """Close the open sessions matching `where` (at most one batch); reactions run for each."""
-    ids = select(Session.id).where(Session.ended_at.is_(None), where).limit(CLOSE_BATCH)
+    ids = (
+        select(Session.id)
+        .where(Session.ended_at.is_(None), where)
+        .order_by(Session.expires_at)  # the longest overdue first
+        .limit(CLOSE_BATCH)
+    )
     closed = list(
         await db.scalars(
             update(Session)

@@ -5,6 +5,7 @@ from datetime import datetime
 
 import procrastinate
 
+from afterhours.db import Database
 from afterhours.jobs import runtime
 from afterhours.sessions import service
 from afterhours.sessions.models import Session
@@ -37,8 +38,12 @@ async def warn(context: procrastinate.JobContext, session_id: str, expires_at: s
 async def sweep_expired(context: procrastinate.JobContext, timestamp: int) -> None:
     """Closes what expiry jobs missed (a lost job, a database restored from backup)."""
     rt = runtime(context)
-    reactions = rt.lifecycle.sessions
-    await rt.db.in_batches(
+    await close_all_expired(rt.db, rt.lifecycle.sessions)
+
+
+async def close_all_expired(database: Database, reactions: service.Reactions) -> int:
+    """Every lapsed session, a batch per transaction: each batch's events go out as it commits."""
+    return await database.in_batches(
         lambda db: service.close_expired(db, reactions=reactions), service.CLOSE_BATCH
     )
 
