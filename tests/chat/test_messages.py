@@ -5,8 +5,9 @@ import uuid
 import httpx
 
 from afterhours.chat.schemas import MessageSent
-from tests.chat.conftest import MESSAGE, TYPING, Chat, MakeChat, send
-from tests.conftest import assert_error
+from tests.support.chat import Chat, MakeChat, send
+from tests.support.clients import assert_error
+from tests.support.events import MESSAGE, TYPING
 
 
 def wire(event: dict) -> dict:

@@ -6,18 +6,12 @@ from datetime import datetime
 
 import httpx
 
-from afterhours.geo import KM_PER_DEGREE_LAT
 from afterhours.matching.schemas import MatchDelivered
-from tests.conftest import assert_error, random_place
-from tests.matching.conftest import go, open_match
-
-MATCH = "after_hours:match"
-NO_MATCHES = "after_hours:no_matches"
-CLOSED = "after_hours:match_closed"
-
-
-def km_north(place: tuple[float, float], km: float) -> tuple[float, float]:
-    return place[0] + km / KM_PER_DEGREE_LAT, place[1]
+from tests.support.clients import assert_error
+from tests.support.events import CLOSED, MATCH, NO_MATCHES
+from tests.support.matching import open_match
+from tests.support.places import km_north, random_place
+from tests.support.sessions import go
 
 
 async def test_mutual_match_delivers_each_the_others_card(client, person, connect) -> None:

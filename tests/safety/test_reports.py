@@ -2,10 +2,10 @@
 
 import uuid
 
-from tests.chat.conftest import CLOSED, MakeChat, send
-from tests.conftest import assert_error
-
-REPORTS = "/api/after-hours/reports"
+from tests.support.chat import MakeChat, send
+from tests.support.clients import assert_error
+from tests.support.events import CLOSED
+from tests.support.moderation import REPORTS
 
 
 async def test_report_is_filed_and_blocks(client, make_chat: MakeChat, sql) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 import socketio
 
-from tests.sessions.conftest import start
+from tests.support.sessions import start
 
 TOLERANCE = 1.0
 SESSION_MINUTE = 0.5  # tests/conftest.py base settings

@@ -14,10 +14,16 @@ import httpx
 import pytest
 
 from afterhours.settings import Settings
-from tests.conftest import ROOT, TEST_SECRET, Recorder, User, free_port, running_server
-from tests.sessions.conftest import BASE_PROFILE, start
-
-SESSION_MINUTE = 0.4  # a 15-minute session lasts 6 s here
+from tests.support.clients import Recorder, User
+from tests.support.server import (
+    ROOT,
+    SESSION_MINUTE,
+    TEST_SECRET,
+    free_port,
+    running_server,
+    settings_for,
+)
+from tests.support.sessions import BASE_PROFILE, start
 
 
 @pytest.fixture
@@ -37,18 +43,6 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def settings_for(url: str, data_dir: Path, redis: str | None = None) -> Settings:
-    return Settings(
-        database_url=url,
-        redis_url=redis,
-        data_dir=data_dir,
-        jwt_secret=TEST_SECRET,
-        session_minute_seconds=SESSION_MINUTE,
-        worker_poll_seconds=0.1,
-        _env_file=None,  # type: ignore[call-arg]
-    )
 
 
 @asynccontextmanager
