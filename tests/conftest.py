@@ -17,6 +17,7 @@ from afterhours.db import Database
 from afterhours.settings import Settings
 from tests.support.chat import Chat, MakeChat, Sql
 from tests.support.clients import Recorder, User
+from tests.support.events import MATCH
 from tests.support.matching import MakePair, Pair, Person
 from tests.support.places import random_place
 from tests.support.server import TEST_SECRET, embedded_server_url, running_server
@@ -179,8 +180,8 @@ def matched(client: httpx.AsyncClient, person: Person, connect: Any) -> MakePair
         sa, sb = await connect(a), await connect(b)
         await go(client, a)
         await go(client, b)
-        match_id = (await sa.wait_for("after_hours:match"))["id"]
-        await sb.wait_for("after_hours:match")
+        match_id = (await sa.wait_for(MATCH))["id"]
+        await sb.wait_for(MATCH)
         return Pair(a, b, sa, sb, match_id)
 
     return make
