@@ -1,37 +1,27 @@
-"""Tests run the real app on a real port against a real embedded PostgreSQL."""
+"""Tests run the real app on a real port against a real embedded PostgreSQL.
 
-import asyncio
+Fixtures only; the helpers they use (and tests use) live in tests/support."""
+
 import os
-import random
-import shutil
-import socket
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-import pgserver
 import psycopg
 import pytest
-import socketio
-import uvicorn
 
 from afterhours import migrations
-from afterhours.app import create_app
 from afterhours.auth import TokenVerifier
+from afterhours.db import Database
 from afterhours.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
-TEST_SECRET = "test-secret-" + "x" * 64
-
-
-def embedded_server_url() -> str:
-    """The embedded server the tests use (kept apart from `make run`'s), started if needed."""
-    (ROOT / "var").mkdir(exist_ok=True)
-    return str(pgserver.get_server(ROOT / "var" / "test-postgres", cleanup_mode=None).get_uri())
+from tests.support.chat import Chat, MakeChat, Sql
+from tests.support.clients import Recorder, User
+from tests.support.events import MATCH
+from tests.support.matching import MakePair, Pair, Person
+from tests.support.places import random_place
+from tests.support.server import TEST_SECRET, embedded_server_url, running_server
+from tests.support.sessions import go
 
 
 @pytest.fixture(scope="session")
@@ -82,36 +72,6 @@ def base_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a free loopback port; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(30):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-def running_server(settings: Settings, **app_options: Any) -> Any:
-    """Serve create_app(settings, **app_options); an async context manager of its base URL."""
-    return serving(create_app(settings, **app_options))
-
-
 @pytest.fixture(scope="session")
 async def base_url(base_settings: Settings) -> AsyncIterator[str]:
     async with running_server(base_settings, with_worker=True) as url:
@@ -129,57 +89,12 @@ def verifier(base_settings: Settings) -> TokenVerifier:
     return TokenVerifier(base_settings)
 
 
-class User:
-    """A test user with a fresh id and the headers that authenticate them."""
-
-    def __init__(self, verifier: TokenVerifier, *, premium: bool, admin: bool = False) -> None:
-        self.id = uuid.uuid4()
-        self.token = verifier.issue(self.id, premium=premium, admin=admin)
-        self.headers = {"Authorization": f"Bearer {self.token}"}
-        self.place: tuple[float, float] | None = None  # where their sessions start
-
-
 @pytest.fixture
 def make_user(verifier: TokenVerifier) -> Callable[..., User]:
     def make(*, premium: bool = True, admin: bool = False) -> User:
         return User(verifier, premium=premium, admin=admin)
 
     return make
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["success"] is False
-    assert body["code"] == code
-    assert isinstance(body["error"], str) and body["error"]
-    return body
-
-
-class Recorder:
-    """A real Socket.IO client that records every event it receives, in order."""
-
-    def __init__(self) -> None:
-        self.client = socketio.AsyncClient(reconnection=False)
-        self.events: list[tuple[str, Any]] = []
-        self._arrived = asyncio.Condition()
-
-        @self.client.on("*")
-        async def any_event(event: str, data: Any) -> None:
-            async with self._arrived:
-                self.events.append((event, data))
-                self._arrived.notify_all()
-
-    def named(self, event: str) -> list[Any]:
-        return [data for name, data in self.events if name == event]
-
-    async def wait_for(self, event: str, *, within: float = 10.0, count: int = 1) -> Any:
-        """The `count`-th payload of `event`, waiting up to `within` seconds for it."""
-        async with self._arrived:
-            await asyncio.wait_for(
-                self._arrived.wait_for(lambda: len(self.named(event)) >= count), within
-            )
-        return self.named(event)[count - 1]
 
 
 @pytest.fixture
@@ -199,25 +114,91 @@ async def connect(base_url: str) -> AsyncIterator[Callable[..., Any]]:
         await recorder.client.disconnect()
 
 
-def random_place() -> tuple[float, float]:
-    """A spot far from every other test's (1 in ~10^5 chance of two within 100 km)."""
-    return random.uniform(-60, 60), random.uniform(-179, 179)
+@pytest.fixture
+async def database(base_settings: Settings) -> Any:
+    """Direct access to the test database, for driving the service as a second worker would."""
+    assert base_settings.database_url
+    db = Database(base_settings.database_url)
+    yield db
+    await db.dispose()
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is required in CI (.ci/run installs it)")
-        pytest.skip("redis-server not installed (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+async def sql(base_settings: Settings) -> AsyncIterator[Sql]:
+    """Run SQL on the test database directly (to look behind the API, or age a row)."""
+    assert base_settings.database_url
+    conn = await psycopg.AsyncConnection.connect(base_settings.database_url, autocommit=True)
+
+    async def run(query: str, *params: Any) -> list[Any]:
+        named = len(params) == 1 and isinstance(params[0], dict)
+        cursor = await conn.execute(query, params[0] if named else params)
+        return await cursor.fetchall() if cursor.description else []
+
+    yield run
+    await conn.close()
+
+
+@pytest.fixture
+def person(client: httpx.AsyncClient, make_user: Callable[..., User]) -> Person:
+    """A premium user with profiles and preferences, placed at `place` (a fresh spot if unset)."""
+
+    async def make(
+        gender: str = "nonbinary",
+        *,
+        birth_date: str = "1995-01-01",
+        seeking: list[str] | None = None,
+        min_age: int = 18,
+        max_age: int = 99,
+        max_km: int = 25,
+        place: tuple[float, float] | None = None,
+    ) -> User:
+        user = make_user()
+        h = user.headers
+        profile = {"name": f"P{str(user.id)[:4]}", "birthDate": birth_date, "gender": gender}
+        assert (await client.put("/api/profile", json=profile, headers=h)).status_code == 200
+        r = await client.put("/api/after-hours/profile", json={"description": "hey"}, headers=h)
+        assert r.status_code == 200
+        prefs = {
+            "seekingGenders": seeking or ["man", "woman", "nonbinary"],
+            "minAge": min_age,
+            "maxAge": max_age,
+            "maxDistanceKm": max_km,
+        }
+        r = await client.put("/api/after-hours/preferences", json=prefs, headers=h)
+        assert r.status_code == 200, r.text
+        user.place = place or random_place()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def matched(client: httpx.AsyncClient, person: Person, connect: Any) -> MakePair:
+    async def make() -> Pair:
+        here = random_place()
+        a, b = await person(place=here), await person(place=here)
+        sa, sb = await connect(a), await connect(b)
+        await go(client, a)
+        await go(client, b)
+        match_id = (await sa.wait_for(MATCH))["id"]
+        await sb.wait_for(MATCH)
+        return Pair(a, b, sa, sb, match_id)
+
+    return make
+
+
+@pytest.fixture
+def make_chat(client: httpx.AsyncClient, matched: MakePair) -> MakeChat:
+    """Two people at a fresh spot, matched; both accepted (the chat is open) unless told not to."""
+
+    async def make(*, accept: bool = True) -> Chat:
+        chat = await matched()
+        if accept:
+            for user in (chat.a, chat.b):
+                r = await client.post(chat.path("/accept"), headers=user.headers)
+                assert r.status_code == 200, r.text
+            await chat.sa.wait_for("after_hours:chat_open")
+            await chat.sb.wait_for("after_hours:chat_open")
+        return chat
+
+    return make

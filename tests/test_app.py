@@ -13,7 +13,8 @@ from PIL import Image
 from afterhours.app import create_app
 from afterhours.profiles.routes import router as profiles_router
 from afterhours.settings import Settings
-from tests.conftest import assert_error, serving
+from tests.support.clients import assert_error
+from tests.support.server import serving
 
 CODE = re.compile(r"^[A-Z][A-Z_]*$")
 

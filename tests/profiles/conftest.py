@@ -10,7 +10,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from afterhours.settings import Settings
-from tests.conftest import running_server
+from tests.support.server import running_server
 
 S3_KEY_ID = "test-key-id"
 S3_SECRET = "test-secret-access-key"

@@ -9,7 +9,9 @@ import jwt
 import pytest
 
 from afterhours import clock
-from tests.conftest import TEST_SECRET, assert_error, random_place
+from tests.support.clients import assert_error
+from tests.support.places import random_place
+from tests.support.server import TEST_SECRET
 
 ADULT = {"name": "Sam", "birthDate": "1995-04-02", "gender": "woman"}
 DEFAULT_PREFERENCES = {

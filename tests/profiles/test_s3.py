@@ -11,8 +11,8 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from afterhours.settings import Settings
-from tests.conftest import assert_error
-from tests.profiles.test_photos import (
+from tests.support.clients import assert_error
+from tests.support.photos import (
     ADULT,
     PHOTO,
     assert_clean_jpeg,

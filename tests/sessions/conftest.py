@@ -4,9 +4,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import User, random_place
-
-BASE_PROFILE = {"name": "Alex", "birthDate": "1994-06-01", "gender": "man"}
+from tests.support.clients import User
+from tests.support.places import random_place
+from tests.support.sessions import BASE_PROFILE
 
 
 @pytest.fixture
@@ -27,18 +27,3 @@ def ready_user(
         return user
 
     return make
-
-
-async def start(
-    client: httpx.AsyncClient,
-    user: User,
-    *,
-    duration: int = 15,
-    place: tuple[float, float] | None = None,
-) -> httpx.Response:
-    lat, lon = place or user.place or random_place()
-    return await client.post(
-        "/api/after-hours/session/start",
-        json={"duration": duration, "latitude": lat, "longitude": lon},
-        headers=user.headers,
-    )

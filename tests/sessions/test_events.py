@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 import socketio
 
-from tests.sessions.conftest import start
+from tests.support.sessions import start
 
 TOLERANCE = 1.0
 SESSION_MINUTE = 0.5  # tests/conftest.py base settings
@@ -67,14 +67,35 @@ async def test_extend_moves_both_warning_and_expiry(client, ready_user, connect)
     assert session_events(phone) == ["after_hours:session_expiring", "after_hours:session_expired"]
 
 
-async def test_ending_early_cancels_warning_and_expiry(client, ready_user, connect) -> None:
+async def jobs_to_run(sql, session_id: str) -> list[str]:
+    """The session's jobs still waiting or running (the worker deletes the ones that succeed)."""
+    rows = await sql(
+        "SELECT task_name FROM procrastinate_jobs"
+        " WHERE args->>'session_id' = %s AND status IN ('todo', 'doing') ORDER BY task_name",
+        session_id,
+    )
+    return [task for (task,) in rows]
+
+
+async def test_ending_early_cancels_warning_and_expiry(client, ready_user, connect, sql) -> None:
     user = await ready_user()
     phone = await connect(user)
     session = (await start(client, user)).json()["session"]
+    assert await jobs_to_run(sql, session["id"]) == ["sessions:expire", "sessions:warn"]
     r = await client.post("/api/after-hours/session/end", headers=user.headers)
     assert r.status_code == 200
-    # Absence can only be shown by letting the original times pass (7.5 s here) with margin.
-    await asyncio.sleep(seconds_until(session["expiresAt"]) + TOLERANCE)
+    # The warning and the expiry still run at the original times (7.5 s here) and find the
+    # session ended; once neither is left, whatever they would send is in the event log.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds_until(session["expiresAt"]) + 15
+    while await jobs_to_run(sql, session["id"]):
+        assert loop.time() < deadline, "the session's jobs never ran"
+        await asyncio.sleep(0.2)
+    r = await client.get("/api/after-hours/events", params={"after": 0}, headers=user.headers)
+    assert r.status_code == 200, r.text
+    logged = [e["event"] for e in r.json()["events"]]
+    assert "after_hours:session_expiring" not in logged
+    assert "after_hours:session_expired" not in logged
     assert session_events(phone) == []
 
 

@@ -3,8 +3,9 @@ from datetime import datetime
 
 import httpx
 
-from tests.conftest import assert_error, random_place
-from tests.sessions.conftest import start
+from tests.support.clients import assert_error
+from tests.support.places import random_place
+from tests.support.sessions import start
 
 
 async def test_start_returns_201_with_session_and_no_location(client, ready_user) -> None:

@@ -11,19 +11,9 @@ from afterhours import jobs, wiring
 from afterhours.db import Database
 from afterhours.retention import tasks
 from afterhours.storage import LocalStorage
-from tests.chat.conftest import MakeChat, frozen_at, send
-from tests.sessions.test_workers import settings_for
-
-
-async def chat_rows(sql, match_id: str) -> tuple[int, int, int]:
-    """(match rows, participant rows, message rows) of one match."""
-    [(matches, people, messages)] = await sql(
-        "SELECT (SELECT count(*) FROM after_hours_matches WHERE id = %(m)s),"
-        " (SELECT count(*) FROM after_hours_match_participants WHERE match_id = %(m)s),"
-        " (SELECT count(*) FROM after_hours_messages WHERE match_id = %(m)s)",
-        {"m": match_id},
-    )
-    return matches, people, messages
+from tests.support.chat import MakeChat, chat_rows, send
+from tests.support.clock import frozen_at
+from tests.support.server import settings_for
 
 
 async def test_chat_purge_takes_unsaved_chats_closed_30_days_ago_only(

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from afterhours import geo
-from tests.sessions.conftest import start
+from tests.support.sessions import start
 
 # Distinctive enough that any spelling of it in a response is the location and nothing else.
 SPOT = (12.345678, 98.765432)

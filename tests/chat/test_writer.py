@@ -12,7 +12,8 @@ from afterhours.chat.schemas import MessageOut
 from afterhours.chat.writer import MessageWriter
 from afterhours.db import Database
 from afterhours.errors import AppError
-from tests.chat.conftest import MESSAGE, MakeChat, send
+from tests.support.chat import MakeChat, send
+from tests.support.events import MESSAGE
 
 
 async def test_concurrent_sends_arrive_once_each_in_one_order_everywhere(

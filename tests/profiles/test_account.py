@@ -1,8 +1,8 @@
 """Deleting an account takes the user's chats with it, except one an open report holds."""
 
 from afterhours.retention import service, tasks
-from tests.chat.conftest import CLOSED, MakeChat, send
-from tests.chat.test_retention import chat_rows
+from tests.support.chat import MakeChat, chat_rows, send
+from tests.support.events import CLOSED
 
 
 async def test_account_deletion_takes_the_users_matches_and_messages(

@@ -1,8 +1,9 @@
 """Saving a match: one save waits for the other; both make it permanent, beyond the sessions."""
 
-from tests.chat.conftest import CLOSED, MESSAGE, NO_MATCHES, SAVED, MakeChat, send
-from tests.conftest import assert_error
-from tests.matching.conftest import go
+from tests.support.chat import MakeChat, send
+from tests.support.clients import assert_error
+from tests.support.events import CLOSED, MESSAGE, NO_MATCHES, SAVED
+from tests.support.sessions import go
 
 
 async def test_one_save_waits_then_both_make_a_permanent_match(

@@ -9,9 +9,9 @@ import psycopg
 from afterhours.db import Database
 from afterhours.matching import sweep
 from afterhours.storage import LocalStorage
-from tests.conftest import random_place, running_server
-from tests.matching.conftest import go
-from tests.sessions.test_workers import settings_for
+from tests.support.places import random_place
+from tests.support.server import running_server, settings_for
+from tests.support.sessions import go
 
 
 async def test_two_concurrent_sweeps_never_double_book(

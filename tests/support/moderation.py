@@ -1,0 +1,3 @@
+"""Reports over REST."""
+
+REPORTS = "/api/after-hours/reports"

@@ -1,0 +1,68 @@
+"""Serving the real app on a loopback port, and the settings of a server of a test's own."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pgserver
+import uvicorn
+
+from afterhours.app import create_app
+from afterhours.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TEST_SECRET = "test-secret-" + "x" * 64
+# One session-minute of a server of a test's own (settings_for): a 15-minute session lasts 6 s.
+SESSION_MINUTE = 0.4
+
+
+def embedded_server_url() -> str:
+    """The embedded server the tests use (kept apart from `make run`'s), started if needed."""
+    (ROOT / "var").mkdir(exist_ok=True)
+    return str(pgserver.get_server(ROOT / "var" / "test-postgres", cleanup_mode=None).get_uri())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(30):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def running_server(settings: Settings, **app_options: Any) -> Any:
+    """Serve create_app(settings, **app_options); an async context manager of its base URL."""
+    return serving(create_app(settings, **app_options))
+
+
+def settings_for(url: str, data_dir: Path, redis: str | None = None) -> Settings:
+    """Settings for a server (and worker) of a test's own, on the database at `url`."""
+    return Settings(
+        database_url=url,
+        redis_url=redis,
+        data_dir=data_dir,
+        jwt_secret=TEST_SECRET,
+        session_minute_seconds=SESSION_MINUTE,
+        worker_poll_seconds=0.1,
+        _env_file=None,  # type: ignore[call-arg]
+    )
