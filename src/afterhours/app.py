@@ -5,8 +5,9 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import socketio
@@ -98,8 +99,14 @@ class BodyLimit:
         await render(error)(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, *, with_worker: bool = False) -> Any:
-    """The ASGI app. With `with_worker`, a job worker runs in this process too."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    with_worker: bool = False,
+    on_worker_gave_up: Callable[[BaseException], None] | None = None,
+) -> Any:
+    """The ASGI app. With `with_worker`, a job worker runs in this process too; if it gives up
+    (jobs.WorkerGaveUp), `on_worker_gave_up` is told, so the process can exit non-zero."""
     settings = settings or get_settings()
     url = libpq_url(settings)
     jobs.register_tasks(wiring.JOB_BLUEPRINTS)
@@ -117,6 +124,7 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
             pool = await jobs.open_job_app(url)
             rt = jobs.Runtime(settings=settings, db=db, storage=storage, lifecycle=lifecycle)
             worker = asyncio.create_task(jobs.run_worker(rt, name="in-process"))
+            worker.add_done_callback(partial(_worker_ended, on_worker_gave_up))
         try:
             yield
         finally:
@@ -181,6 +189,18 @@ def create_app(settings: Settings | None = None, *, with_worker: bool = False) -
         BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
     )
     return socketio.ASGIApp(sio, other_asgi_app=http, socketio_path="socket.io")
+
+
+def _worker_ended(
+    on_gave_up: Callable[[BaseException], None] | None, worker: "asyncio.Task[None]"
+) -> None:
+    if worker.cancelled() or worker.exception() is None:
+        return
+    error = worker.exception()
+    assert error is not None
+    log.critical("worker_gave_up reason=%s", error)
+    if on_gave_up is not None:
+        on_gave_up(error)
 
 
 async def readiness_problems(app: FastAPI) -> list[str]:

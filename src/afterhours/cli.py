@@ -1,4 +1,4 @@
-"""afterhours serve | worker | migrate | token"""
+"""afterhours serve | worker | migrate | db stop | token"""
 
 import argparse
 import asyncio
@@ -6,6 +6,7 @@ import gc
 import logging
 import sys
 import uuid
+from typing import Any
 
 from afterhours.settings import Settings, get_settings
 
@@ -42,18 +43,53 @@ def serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
 
     url = migrate(settings)
     settings = settings.model_copy(update={"database_url": url})
-    app = create_app(settings, with_worker=with_worker)
+    gave_up: list[BaseException] = []
+
+    def stop_serving(error: BaseException) -> None:
+        gave_up.append(error)
+        server.should_exit = True
+
+    app = create_app(settings, with_worker=with_worker, on_worker_gave_up=stop_serving)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
+
+    class GracefulServer(uvicorn.Server):
+        """On SIGTERM/Ctrl-C: stop listening, tell every socket to reconnect (Engine.IO's close,
+        which clients answer by reconnecting, to another process behind the balancer; it also
+        ends long-polls at once), then let uvicorn finish the requests in flight."""
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            for listener in self.servers:
+                listener.close()
+            engine = app.engineio_server.eio
+            if engine.sockets:  # engineio's disconnect-all fails on none
+                await engine.disconnect()
+            await super().shutdown(sockets)
+
+    server = GracefulServer(config)
     tune_gc()
-    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
+    server.run()
+    if gave_up:
+        sys.exit(1)
 
 
 def worker(settings: Settings) -> None:
-    from afterhours import wiring
+    from afterhours import jobs, wiring
 
     url = migrate(settings)
     settings = settings.model_copy(update={"database_url": url})
     tune_gc()
-    asyncio.run(wiring.run_worker_alone(settings))
+    try:
+        asyncio.run(wiring.run_worker_alone(settings))
+    except jobs.WorkerGaveUp as exc:
+        logging.getLogger("afterhours.jobs").critical("worker_gave_up reason=%s", exc)
+        sys.exit(1)
 
 
 def token(settings: Settings, user_id: str, premium: bool, admin: bool, ttl: int) -> None:
@@ -71,6 +107,8 @@ def parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--no-worker", action="store_true", help="do not run a job worker")
     commands.add_parser("worker", help="a job worker alone")
     commands.add_parser("migrate", help="apply database migrations")
+    db_cmd = commands.add_parser("db", help="the embedded PostgreSQL")
+    db_cmd.add_argument("action", choices=["stop"], help="stop it now, whoever uses it")
     token_cmd = commands.add_parser("token", help="print a JWT the service accepts")
     token_cmd.add_argument("user_id", type=uuid.UUID)
     token_cmd.add_argument("--premium", action="store_true")
@@ -89,5 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         worker(settings)
     elif args.command == "migrate":
         migrate(settings)
+    elif args.command == "db":
+        from afterhours import db
+
+        print("stopped" if db.stop_embedded(settings) else "not running")
     elif args.command == "token":
         token(settings, str(args.user_id), args.premium, args.admin, args.ttl)

@@ -1,11 +1,15 @@
 """The database: where it is, the engine, and the transaction that owns each unit of work."""
 
+import json
 import re
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
+import sqlalchemy.exc
 from sqlalchemy import ARRAY, MetaData, any_, bindparam
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -17,6 +21,16 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from afterhours.settings import Settings
+
+# What a lost, restarting or saturated database raises through psycopg and SQLAlchemy: "try again
+# shortly", never a bug (psycopg_pool.PoolTimeout and AdminShutdown are OperationalErrors).
+DATABASE_OUTAGE: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
 
 AfterCommit = Callable[[], Awaitable[None]]
 Batch = Callable[[AsyncSession], Awaitable[int]]
@@ -52,11 +66,47 @@ def libpq_url(settings: Settings) -> str:
         return settings.database_url
     import pgserver  # only needed when no server is configured
 
-    data_dir = (settings.data_dir / "postgres").resolve()
+    data_dir = embedded_data_dir(settings)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None: the server outlives this process, so `afterhours worker` reaches it too.
-    server = pgserver.get_server(data_dir, cleanup_mode=None)  # type: ignore[attr-defined]
+    _forget_dead_users(data_dir)
+    # "stop": pgserver stops the server when the last process that asked for it exits, so
+    # `afterhours serve` and `afterhours worker` share it, and Ctrl-C on the last one stops it.
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
     return str(server.get_uri())
+
+
+def embedded_data_dir(settings: Settings) -> Path:
+    return (settings.data_dir / "postgres").resolve()
+
+
+def _forget_dead_users(data_dir: Path) -> None:
+    """pgserver counts the processes using its server in a file; one killed with SIGKILL never
+    leaves it and would keep the server up for ever, so the dead are struck off first."""
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    users = data_dir / ".handle_pids.json"
+    with PostgresServer._lock:
+        if users.exists():
+            alive = [pid for pid in json.loads(users.read_text()) if psutil.pid_exists(pid)]
+            users.write_text(json.dumps(alive))
+
+
+def stop_embedded(settings: Settings, timeout: float = 30.0) -> bool:
+    """Stop the embedded server now, whoever uses it (PostgreSQL's fast shutdown: open
+    transactions roll back). False if it was not running."""
+    import psutil
+
+    pid_file = embedded_data_dir(settings) / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+        postmaster.send_signal(signal.SIGINT)
+        postmaster.wait(timeout)
+    except psutil.NoSuchProcess:
+        return False
+    return True
 
 
 def sqlalchemy_url(url: str) -> str:

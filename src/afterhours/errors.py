@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from afterhours.db import DATABASE_OUTAGE
+
 log = logging.getLogger("afterhours.errors")
 
 
@@ -130,6 +132,13 @@ def install_handlers(app: FastAPI) -> None:
         error = AppError(code, message, status=exc.status_code, headers=headers, details=details)
         return render(error)
 
+    async def database_outage(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database_unavailable path=%s error=%s", request.url.path, type(exc).__name__)
+        return render(SERVICE_UNAVAILABLE)
+
+    for outage in DATABASE_OUTAGE:
+        app.add_exception_handler(outage, database_outage)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
@@ -141,6 +150,14 @@ def install_handlers(app: FastAPI) -> None:
             "requestId": request_id,
         }
         return JSONResponse(body, status_code=500)
+
+
+SERVICE_UNAVAILABLE = AppError(
+    "SERVICE_UNAVAILABLE",
+    "The service is briefly unavailable; try again shortly",
+    status=503,
+    headers={"Retry-After": "2"},
+)
 
 
 def ack_error(error: AppError) -> dict[str, Any]:

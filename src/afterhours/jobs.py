@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from afterhours import db as database
 from afterhours.db import Database, psycopg_conninfo, raw_connection
 from afterhours.settings import Settings
 from afterhours.storage import PhotoStorage
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("afterhours.jobs")
 
 job_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+
+# procrastinate wraps what psycopg raises.
+DATABASE_OUTAGE: tuple[type[Exception], ...] = (*database.DATABASE_OUTAGE, ConnectorException)
+# A task that failed because the database went away runs again once it is back. Every task reads
+# the truth when it runs, so running one twice is harmless.
+RETRY_AFTER_OUTAGE = procrastinate.RetryStrategy(
+    max_attempts=30, wait=2, retry_exceptions=DATABASE_OUTAGE
+)
 
 
 async def defer(
@@ -78,13 +87,51 @@ async def open_job_app(url: str) -> AsyncConnectionPool:
     return pool
 
 
-async def run_worker(rt: Runtime, *, name: str = "worker", standalone: bool = False) -> None:
-    """Run a worker until cancelled. The poll interval bounds how late a scheduled job runs."""
-    ticker = asyncio.create_task(tick(rt.settings))
+class WorkerGaveUp(Exception):
+    """The worker kept failing for longer than WORKER_GIVE_UP_SECONDS: the process should exit
+    non-zero so that its supervisor starts a fresh one."""
+
+
+async def run_worker(rt: Runtime, *, name: str = "worker") -> None:
+    """Run a worker until cancelled, restarting it whenever it stops by itself.
+
+    procrastinate stops its worker for good when a side task fails (its LISTEN connection or
+    heartbeat, whenever the database restarts). Cancelling is the only way we ask it to stop, so
+    any other end is a failure: start again after a backoff, and raise WorkerGaveUp when it has
+    not run for long since `worker_give_up_seconds`. Cancelling waits for running jobs to finish
+    (up to `worker_shutdown_seconds`); a job cut short stays "doing" and is retried as stalled.
+    """
+    side_tasks = [
+        asyncio.create_task(tick(rt.settings)),
+        asyncio.create_task(retry_stalled_jobs(rt.settings.worker_heartbeat_max_age_seconds)),
+    ]
+    loop = asyncio.get_running_loop()
+    delay = 0.0
+    failing_since: float | None = None
     try:
-        await _run_worker(rt, name=name, standalone=standalone)
+        while True:
+            started = loop.time()
+            try:
+                await _run_worker(rt, name=name)
+                log.warning("worker_stopped restart_in=%.1fs", delay)
+            except DATABASE_OUTAGE as exc:
+                log.warning("worker_lost_database error=%s restart_in=%.1fs", _one_line(exc), delay)
+            except Exception:
+                log.exception("worker_failed restart_in=%.1fs", delay)
+            if loop.time() - started > rt.settings.worker_heartbeat_max_age_seconds:
+                delay, failing_since = 0.0, None  # it ran well for a while: a fresh failure
+            failing_since = failing_since or started
+            if loop.time() - failing_since > rt.settings.worker_give_up_seconds:
+                raise WorkerGaveUp(f"failing for over {rt.settings.worker_give_up_seconds:g} s")
+            await asyncio.sleep(delay)
+            delay = min(max(delay * 2, 0.25), rt.settings.worker_max_backoff_seconds)
     finally:
-        ticker.cancel()
+        for task in side_tasks:
+            task.cancel()
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
 
 
 async def tick(settings: Settings) -> None:
@@ -100,19 +147,34 @@ async def tick(settings: Settings) -> None:
             ).defer_async()
         except AlreadyEnqueued:
             pass
-        except Exception:  # a database blip must not stop the ticking
-            log.exception("sweep_tick_failed")
+        except DATABASE_OUTAGE as exc:  # the worker's own restart logs the outage
+            log.debug("sweep_tick_skipped error=%s", _one_line(exc))
 
 
-async def _run_worker(rt: Runtime, *, name: str, standalone: bool) -> None:
+async def retry_stalled_jobs(max_age: float) -> None:
+    """Jobs left "doing" by a worker that died (SIGKILL, a lost machine, the database going away
+    mid-job) would hold their procrastinate lock forever; once their worker has not reported for
+    `max_age` they go back to the queue. Every worker does this; retrying twice is harmless."""
+    while True:
+        await asyncio.sleep(max_age / 3)
+        try:
+            for job in await job_app.job_manager.get_stalled_jobs(seconds_since_heartbeat=max_age):
+                log.warning("job_stalled_retrying task=%s job_id=%s", job.task_name, job.id)
+                await job_app.job_manager.retry_job(job)
+        except DATABASE_OUTAGE as exc:
+            log.debug("stalled_job_check_skipped error=%s", _one_line(exc))
+
+
+async def _run_worker(rt: Runtime, *, name: str) -> None:
     await job_app.run_worker_async(
         name=name,
         concurrency=8,
         fetch_job_polling_interval=rt.settings.worker_poll_seconds,
-        # Alone, the worker stops cleanly on SIGTERM/SIGINT; inside `serve`, uvicorn owns signals.
-        install_signal_handlers=standalone,
-        update_heartbeat_interval=5.0,
-        stalled_worker_timeout=30.0,
+        # Signals are the process's to handle (uvicorn's, or run_worker_alone's): they cancel us.
+        install_signal_handlers=False,
+        shutdown_graceful_timeout=rt.settings.worker_shutdown_seconds,
+        update_heartbeat_interval=rt.settings.worker_heartbeat_max_age_seconds / 6,
+        stalled_worker_timeout=rt.settings.worker_heartbeat_max_age_seconds,
         additional_context={"runtime": rt},
         delete_jobs="successful",
     )
@@ -123,6 +185,8 @@ def register_tasks(blueprints: Mapping[str, procrastinate.Blueprint]) -> procras
     for namespace, blueprint in blueprints.items():
         if not any(name.startswith(f"{namespace}:") for name in job_app.tasks):
             job_app.add_tasks_from(blueprint, namespace=namespace)
+    for task in job_app.tasks.values():
+        task.retry_strategy = task.retry_strategy or RETRY_AFTER_OUTAGE
     return job_app
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from afterhours.auth import Identity, TokenVerifier
 from afterhours.db import (
+    DATABASE_OUTAGE,
     Base,
     Database,
     after_commit,
@@ -38,7 +39,7 @@ from afterhours.db import (
     raw_connection,
     stage_events,
 )
-from afterhours.errors import AppError, ack_error, from_validation_error
+from afterhours.errors import SERVICE_UNAVAILABLE, AppError, ack_error, from_validation_error
 from afterhours.pubsub import CompactJson, PostgresManager
 from afterhours.schemas import WireModel
 from afterhours.settings import Settings
@@ -46,6 +47,9 @@ from afterhours.settings import Settings
 log = logging.getLogger("afterhours.realtime")
 
 REPLAY_LIMIT = 500
+ONE_PAYLOAD = AppError(
+    "VALIDATION_ERROR", "An event takes one payload object (and an acknowledgement callback)"
+)
 
 
 class UserEvent(Base):
@@ -289,16 +293,21 @@ def ack_handler(
     """Register `handler` for a client event: validated payload in, an ack out, errors in the
     contract's envelope and never an exception through the socket."""
 
-    async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
+    async def on_event(sid: str, *args: Any) -> dict[str, Any]:
         session = await sio.get_session(sid)
         identity: Identity = session["identity"]
+        if len(args) > 1:
+            return ack_error(ONE_PAYLOAD)
         try:
-            payload = model.model_validate(data if data is not None else {})
+            payload = model.model_validate(args[0] if args and args[0] is not None else {})
             result = await handler(identity, payload)
         except ValidationError as exc:
             return ack_error(from_validation_error(exc))
         except AppError as exc:
             return ack_error(exc)
+        except DATABASE_OUTAGE as exc:
+            log.warning("database_unavailable event=%s error=%s", event, type(exc).__name__)
+            return ack_error(SERVICE_UNAVAILABLE)
         except Exception:
             log.exception("socket_handler_failed event=%s", event)
             return {"ok": False, "error": {"code": "INTERNAL_ERROR", "message": "Internal error"}}

@@ -31,7 +31,17 @@ class Settings(BaseSettings):
     match_delay_decline_seconds: float = 30.0
     auto_decline_seconds: float = 300.0
     worker_poll_seconds: float = 0.5
+    # A worker reports every sixth of this; one silent for longer counts as gone: /ready fails
+    # when none is left, and the jobs it was running go back to the queue.
     worker_heartbeat_max_age_seconds: float = 30.0
+    # A worker that stops (the database went away) starts again after a backoff growing to this;
+    # after failing for this long it gives up and the process exits non-zero, for its supervisor.
+    worker_max_backoff_seconds: float = 2.0
+    worker_give_up_seconds: float = 300.0
+    # On SIGTERM/Ctrl-C, running jobs get this long to finish; the rest are retried as stalled.
+    worker_shutdown_seconds: float = 20.0
+    # On SIGTERM/Ctrl-C, requests in flight get this long to finish before connections close.
+    shutdown_grace_seconds: int = 20
 
     # Absolute base for links the service hands out (photo URLs); relative paths when unset.
     public_url: str = ""

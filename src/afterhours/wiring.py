@@ -7,6 +7,7 @@ reaction, their jobs and their events commit together (or not at all).
 """
 
 import asyncio
+import signal
 from dataclasses import dataclass
 from functools import partial
 
@@ -110,16 +111,21 @@ def install_socket_handlers(
 
 async def run_worker_alone(settings: Settings) -> None:
     """`afterhours worker`: the job worker without sockets; its events reach the serving
-    processes' sockets through the fan-out (PostgreSQL NOTIFY or Redis)."""
+    processes' sockets through the fan-out (PostgreSQL NOTIFY or Redis). SIGTERM and SIGINT
+    stop it cleanly (running jobs finish); it raises jobs.WorkerGaveUp if it cannot go on."""
     assert settings.database_url
     jobs.register_tasks(JOB_BLUEPRINTS)
     db = Database(settings.database_url, outbox=realtime.external_emitter(settings))
     pool = await jobs.open_job_app(settings.database_url)
+    rt = jobs.Runtime(
+        settings=settings, db=db, storage=make_storage(settings), lifecycle=lifecycle(settings)
+    )
+    worker = asyncio.create_task(jobs.run_worker(rt, name="standalone"))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.cancel)
     try:
-        rt = jobs.Runtime(
-            settings=settings, db=db, storage=make_storage(settings), lifecycle=lifecycle(settings)
-        )
-        await jobs.run_worker(rt, name="standalone", standalone=True)
+        await worker
     except asyncio.CancelledError:
         pass
     finally:

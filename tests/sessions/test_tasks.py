@@ -2,12 +2,7 @@
 PostgreSQL LISTEN/NOTIFY or with Redis, and after downtime it catches up on what is overdue."""
 
 import asyncio
-import os
-import shutil
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,59 +14,16 @@ from afterhours import realtime, wiring
 from afterhours.db import Database
 from afterhours.sessions import service as sessions
 from afterhours.sessions import tasks as session_tasks
-from afterhours.settings import Settings
 from tests.support.clients import Recorder, User
-from tests.support.server import (
-    ROOT,
-    SESSION_MINUTE,
-    TEST_SECRET,
-    free_port,
-    running_server,
-    settings_for,
-)
+from tests.support.processes import redis_server, worker_process
+from tests.support.server import running_server, settings_for
 from tests.support.sessions import BASE_PROFILE, start
 
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is required in CI (.ci/run installs it)")
-        pytest.skip("redis-server not installed (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@asynccontextmanager
-async def worker_process(settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url or "",
-        "AFTERHOURS_DATA_DIR": str(settings.data_dir),
-        "AFTERHOURS_JWT_SECRET": TEST_SECRET,
-        "AFTERHOURS_SESSION_MINUTE_SECONDS": str(SESSION_MINUTE),
-        "AFTERHOURS_WORKER_POLL_SECONDS": "0.1",
-    }
-    env.pop("REDIS_URL", None)
-    if settings.redis_url:
-        env["REDIS_URL"] = settings.redis_url
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "afterhours", "worker", env=env, cwd=ROOT
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        assert await asyncio.wait_for(proc.wait(), 15) == 0, "the worker stops cleanly on SIGTERM"
+    with redis_server(tmp_path) as url:
+        yield url
 
 
 async def wait_ready(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,108 @@
+"""The service as its operators run it: `afterhours serve` and `afterhours worker` processes (and a
+real redis-server), configured through the environment from a Settings object."""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import AliasChoices
+
+from afterhours.settings import Settings
+from tests.support.server import ROOT, free_port
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """This process's environment, with `settings` (the fields set on it) in place of ours."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("AFTERHOURS_") and name not in {"DATABASE_URL", "REDIS_URL"}
+    }
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        alias = Settings.model_fields[name].validation_alias
+        key = str(alias.choices[0]) if isinstance(alias, AliasChoices) else f"AFTERHOURS_{name}"
+        env[key.upper()] = str(value)
+    return env
+
+
+@asynccontextmanager
+async def worker_process(settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`afterhours worker`; on leaving, SIGTERM, and it must stop cleanly (unless already gone)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "afterhours", "worker", env=environment(settings), cwd=ROOT
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            assert await asyncio.wait_for(proc.wait(), 30) == 0, "the worker stops cleanly"
+
+
+@asynccontextmanager
+async def serve_process(
+    settings: Settings, *, with_worker: bool = True
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`afterhours serve` on a free port, once it answers /health: (process, base URL)."""
+    port = free_port()
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "afterhours",
+        *args,
+        *([] if with_worker else ["--no-worker"]),
+        env=environment(settings),
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as client, asyncio.timeout(60):
+            while True:
+                assert proc.returncode is None, "serve exited while starting"
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        yield proc, base
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 60)
+
+
+def redis_server_binary() -> str:
+    server = shutil.which("redis-server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required in CI (.ci/run installs it)")
+        pytest.skip("redis-server not installed (apt-get install redis-server)")
+    return server
+
+
+@contextmanager
+def redis_server(data_dir: Path, port: int | None = None) -> Iterator[str]:
+    """A real redis-server on a loopback port (the same one again when `port` is given)."""
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + ["--dir", str(data_dir)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
