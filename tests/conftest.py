@@ -3,7 +3,6 @@
 Fixtures only; the helpers they use (and tests use) live in tests/support."""
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,7 +19,7 @@ from tests.support.clients import Recorder, User
 from tests.support.events import MATCH
 from tests.support.matching import MakePair, Pair, Person
 from tests.support.places import random_place
-from tests.support.server import TEST_SECRET, embedded_server_url, running_server
+from tests.support.server import TEST_SECRET, embedded_server_url, fresh_database, running_server
 from tests.support.sessions import go
 
 
@@ -42,15 +41,8 @@ def database_url() -> Any:
 @pytest.fixture
 def isolated_url() -> Any:
     """A database of its own, so no other test's worker touches these jobs."""
-    admin_url = embedded_server_url()
-    name = f"afterhours_workers_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin_url.replace("/postgres?", f"/{name}?")
-    migrations.upgrade(url)
-    yield url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("afterhours_workers") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

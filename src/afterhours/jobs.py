@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
-from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException, UniqueViolation
+from procrastinate.jobs import Status
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,13 +26,18 @@ log = logging.getLogger("afterhours.jobs")
 
 job_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
-# procrastinate wraps what psycopg raises.
-DATABASE_OUTAGE: tuple[type[Exception], ...] = (*database.DATABASE_OUTAGE, ConnectorException)
 # A task that failed because the database went away runs again once it is back. Every task reads
-# the truth when it runs, so running one twice is harmless.
+# the truth when it runs, so running one twice is harmless. (procrastinate raises its own
+# ConnectorException for whatever psycopg raised: a task's defer in an outage.)
 RETRY_AFTER_OUTAGE = procrastinate.RetryStrategy(
-    max_attempts=30, wait=2, retry_exceptions=DATABASE_OUTAGE
+    max_attempts=30, wait=2, retry_exceptions=(*database.DATABASE_OUTAGE, ConnectorException)
 )
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away (as opposed to a bug, or a constraint)."""
+    cause = exc.__cause__ if isinstance(exc, ConnectorException) else exc
+    return isinstance(cause, database.DATABASE_OUTAGE)
 
 
 async def defer(
@@ -114,10 +120,11 @@ async def run_worker(rt: Runtime, *, name: str = "worker") -> None:
             try:
                 await _run_worker(rt, name=name)
                 log.warning("worker_stopped restart_in=%.1fs", delay)
-            except DATABASE_OUTAGE as exc:
-                log.warning("worker_lost_database error=%s restart_in=%.1fs", _one_line(exc), delay)
-            except Exception:
-                log.exception("worker_failed restart_in=%.1fs", delay)
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("worker_failed restart_in=%.1fs", delay)
+                else:
+                    log.warning("worker_lost_database %s restart_in=%.1fs", _one_line(exc), delay)
             if loop.time() - started > rt.settings.worker_heartbeat_max_age_seconds:
                 delay, failing_since = 0.0, None  # it ran well for a while: a fresh failure
             failing_since = failing_since or started
@@ -131,7 +138,9 @@ async def run_worker(rt: Runtime, *, name: str = "worker") -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+    cause = exc.__cause__ or exc
+    lines = str(cause).strip().splitlines()
+    return f"error={type(cause).__name__}:{lines[0] if lines else ''}"[:200]
 
 
 async def tick(settings: Settings) -> None:
@@ -147,22 +156,32 @@ async def tick(settings: Settings) -> None:
             ).defer_async()
         except AlreadyEnqueued:
             pass
-        except DATABASE_OUTAGE as exc:  # the worker's own restart logs the outage
-            log.debug("sweep_tick_skipped error=%s", _one_line(exc))
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("sweep_tick_failed")
+            log.debug("sweep_tick_skipped %s", _one_line(exc))  # the worker logs the outage
 
 
 async def retry_stalled_jobs(max_age: float) -> None:
     """Jobs left "doing" by a worker that died (SIGKILL, a lost machine, the database going away
     mid-job) would hold their procrastinate lock forever; once their worker has not reported for
-    `max_age` they go back to the queue. Every worker does this; retrying twice is harmless."""
+    `max_age` they go back to the queue. Every worker does this; retrying twice is harmless.
+    A job whose twin is already queued (the same queueing lock: a periodic sweep) is not queued
+    again but marked failed: the twin does its work."""
+    manager = job_app.job_manager
     while True:
         await asyncio.sleep(max_age / 3)
         try:
-            for job in await job_app.job_manager.get_stalled_jobs(seconds_since_heartbeat=max_age):
+            for job in await manager.get_stalled_jobs(seconds_since_heartbeat=max_age):
                 log.warning("job_stalled_retrying task=%s job_id=%s", job.task_name, job.id)
-                await job_app.job_manager.retry_job(job)
-        except DATABASE_OUTAGE as exc:
-            log.debug("stalled_job_check_skipped error=%s", _one_line(exc))
+                try:
+                    await manager.retry_job(job)
+                except UniqueViolation:
+                    await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+        except Exception as exc:
+            if not is_outage(exc):
+                log.exception("stalled_job_check_failed")
+            log.debug("stalled_job_check_skipped %s", _one_line(exc))
 
 
 async def _run_worker(rt: Runtime, *, name: str) -> None:
@@ -186,7 +205,9 @@ def register_tasks(blueprints: Mapping[str, procrastinate.Blueprint]) -> procras
         if not any(name.startswith(f"{namespace}:") for name in job_app.tasks):
             job_app.add_tasks_from(blueprint, namespace=namespace)
     for task in job_app.tasks.values():
-        task.retry_strategy = task.retry_strategy or RETRY_AFTER_OUTAGE
+        # Not a task with a queueing lock (a periodic sweep): its twin already waits to run.
+        if task.retry_strategy is None and task.queueing_lock is None:
+            task.retry_strategy = RETRY_AFTER_OUTAGE
     return job_app
 
 

@@ -2,14 +2,17 @@
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pgserver
+import psycopg
 import uvicorn
 
+from afterhours import migrations
 from afterhours.app import create_app
 from afterhours.settings import Settings
 
@@ -23,6 +26,22 @@ def embedded_server_url() -> str:
     """The embedded server the tests use (kept apart from `make run`'s), started if needed."""
     (ROOT / "var").mkdir(exist_ok=True)
     return str(pgserver.get_server(ROOT / "var" / "test-postgres", cleanup_mode=None).get_uri())
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new, migrated database on the tests' embedded server; its URL. Dropped afterwards."""
+    admin_url = embedded_server_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.replace("/postgres?", f"/{name}?")
+    migrations.upgrade(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:
