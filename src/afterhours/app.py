@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
-import socketio
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import text
@@ -188,7 +187,7 @@ def create_app(
     http = RequestId(
         BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
     )
-    return socketio.ASGIApp(sio, other_asgi_app=http, socketio_path="socket.io")
+    return realtime.SocketApp(sio, other_asgi_app=http, socketio_path="socket.io")
 
 
 def _worker_ended(

@@ -6,7 +6,6 @@ import gc
 import logging
 import sys
 import uuid
-from typing import Any
 
 from afterhours.settings import Settings, get_settings
 
@@ -39,6 +38,7 @@ def tune_gc() -> None:
 def serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
     import uvicorn
 
+    from afterhours import serving
     from afterhours.app import create_app
 
     url = migrate(settings)
@@ -56,23 +56,10 @@ def serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
         port=port,
         log_config=None,
         proxy_headers=True,
+        http=serving.BoundedHeaders,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
-
-    class GracefulServer(uvicorn.Server):
-        """On SIGTERM/Ctrl-C: stop listening, tell every socket to reconnect (Engine.IO's close,
-        which clients answer by reconnecting, to another process behind the balancer; it also
-        ends long-polls at once), then let uvicorn finish the requests in flight."""
-
-        async def shutdown(self, sockets: Any = None) -> None:
-            for listener in self.servers:
-                listener.close()
-            engine = app.engineio_server.eio
-            if engine.sockets:  # engineio's disconnect-all fails on none
-                await engine.disconnect()
-            await super().shutdown(sockets)
-
-    server = GracefulServer(config)
+    server = serving.graceful_server(config, app.engineio_server.eio)
     tune_gc()
     server.run()
     if gave_up:

@@ -8,6 +8,8 @@ away asks for what it missed (`lastSeq` at connect, or `GET /api/after-hours/eve
 import asyncio
 import contextlib
 import logging
+import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -233,6 +235,55 @@ def external_emitter(settings: Settings) -> Emitter:
 # --- the server and its handlers ---------------------------------------------------------
 
 
+class ProtocolLog:
+    """The logger python-engineio and python-socketio write to. Malformed frames from a client
+    (no auth needed) make them log a traceback each, about 1 KB of log per 2-byte frame; here
+    each such error is one short line, at most one a second (the rest are counted in the next)."""
+
+    def __init__(self, name: str, every: float = 1.0) -> None:
+        self._log = logging.getLogger(name)
+        self._every = every
+        self._last = -every
+        self._skipped = 0
+
+    def exception(self, message: str, *args: Any, **_: Any) -> None:
+        self.error(message, *args)
+
+    def error(self, message: str, *args: Any, **_: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self._skipped += 1
+            return
+        error = sys.exc_info()[1]
+        self._log.warning(
+            "malformed_socket_traffic what=%r error=%s skipped=%d",
+            (message % args if args else message)[:80],
+            type(error).__name__ if error else "-",
+            self._skipped,
+        )
+        self._last, self._skipped = now, 0
+
+    warning = error
+
+    def info(self, *_: Any, **__: Any) -> None:
+        pass  # per-connection chatter
+
+    debug = info
+
+
+class SocketApp(socketio.ASGIApp):  # type: ignore[misc]
+    """Socket.IO's ASGI app. An empty websocket frame's ValueError escapes engineio and would be
+    uvicorn's traceback; it is one ProtocolLog line instead."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ValueError:
+            if scope["type"] != "websocket":
+                raise
+            self.engineio_server.eio.logger.error("websocket frame")
+
+
 def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
     return socketio.AsyncServer(
         async_mode="asgi",
@@ -241,8 +292,8 @@ def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
         json=CompactJson,
         ping_interval=settings.socket_ping_interval_seconds,
         ping_timeout=settings.socket_ping_timeout_seconds,
-        logger=False,
-        engineio_logger=False,
+        logger=ProtocolLog("afterhours.socketio"),
+        engineio_logger=ProtocolLog("afterhours.engineio"),
     )
 
 

@@ -69,3 +69,16 @@ async def test_typing_reaches_the_other_participant_only_and_is_not_stored(
     assert TYPING not in [e["event"] for e in r.json()["events"]]
     ack = await chat.sa.client.call("after_hours:typing", {"matchId": "nope"}, timeout=10)
     assert ack["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_an_event_with_the_wrong_arity_or_shape_gets_a_validation_error_ack(
+    make_chat: MakeChat,
+) -> None:
+    chat = await make_chat()
+    payload = {"matchId": chat.match_id, "content": "hi"}
+    for args in [(payload, "extra"), (payload, 1, 2), ("just text",), ([payload],), (None, None)]:
+        ack = await chat.sa.client.call("after_hours:send_message", args, timeout=10)
+        assert ack["ok"] is False and ack["error"]["code"] == "VALIDATION_ERROR", (args, ack)
+    assert (await send(chat.sa, chat.match_id, "after"))["ok"]
+    await chat.sb.wait_for(MESSAGE)
+    assert [m["content"] for m in chat.sb.named(MESSAGE)] == ["after"]  # the bad ones sent nothing

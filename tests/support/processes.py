@@ -51,20 +51,31 @@ async def worker_process(settings: Settings) -> AsyncIterator[asyncio.subprocess
 
 @asynccontextmanager
 async def serve_process(
-    settings: Settings, *, with_worker: bool = True
+    settings: Settings,
+    *,
+    with_worker: bool = True,
+    port: int | None = None,
+    log: Path | None = None,
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """`afterhours serve` on a free port, once it answers /health: (process, base URL)."""
-    port = free_port()
+    """`afterhours serve` on a free port (or `port`), once it answers /health: (process, base
+    URL). Its log goes to `log` when given."""
+    port = port or free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "afterhours",
-        *args,
-        *([] if with_worker else ["--no-worker"]),
-        env=environment(settings),
-        cwd=ROOT,
-    )
+    output = log.open("ab") if log else None
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "afterhours",
+            *args,
+            *([] if with_worker else ["--no-worker"]),
+            env=environment(settings),
+            cwd=ROOT,
+            stderr=output,
+        )
+    finally:
+        if output:
+            output.close()  # the child has its own copy
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base) as client, asyncio.timeout(60):

@@ -1,0 +1,84 @@
+"""How `afterhours serve` speaks HTTP: uvicorn with httptools, headers bounded, and a shutdown
+that lets requests in flight finish and tells every socket to reconnect elsewhere."""
+
+import json
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+# Request line plus headers. httptools takes any size (an 8 MB header was served, and held in
+# memory); browsers and phones send a few KB at most, and nginx's default allows 32 KB.
+MAX_HEADER_BYTES = 32 * 1024
+_TOO_LARGE_BODY = json.dumps(
+    {"success": False, "error": "Request headers are over 32 KiB", "code": "PAYLOAD_TOO_LARGE"}
+).encode()
+HEADERS_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    + f"content-length: {len(_TOO_LARGE_BODY)}\r\nconnection: close\r\n\r\n".encode()
+    + _TOO_LARGE_BODY
+)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BoundedHeaders(HttpToolsProtocol):
+    """uvicorn's httptools protocol, answering 431 and closing the connection once a request's
+    line and headers pass MAX_HEADER_BYTES."""
+
+    _header_bytes = 0
+    _refused = False
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value))
+        super().on_header(name, value)
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES:
+            if not self._refused:
+                self._refused = True
+                self.logger.info("headers_too_large client=%s", self.client)
+                self.transport.write(HEADERS_TOO_LARGE)
+                self.transport.close()
+            raise _TooLarge  # stops the parser; it reaches send_400_response below
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:
+            super().send_400_response(msg)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._refused:
+            super().data_received(data)
+
+
+def graceful_server(config: uvicorn.Config, engine: Any) -> uvicorn.Server:
+    """A uvicorn server that, on SIGTERM/Ctrl-C, stops listening, drops every Engine.IO
+    transport, then lets uvicorn finish the requests in flight (up to
+    `timeout_graceful_shutdown`).
+
+    A dropped transport is what clients reconnect after (to another process behind the balancer),
+    and it ends long-polls at once. Engine.IO's own close packet would not do: clients take it as
+    "the server sent me away" and stay disconnected."""
+
+    class GracefulServer(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            for listener in self.servers:
+                listener.close()
+            for socket in list(engine.sockets.values()):
+                # As engineio itself drops a transport: end its poll / websocket writer.
+                await socket.queue.put(None)
+                await socket.close(wait=False, abort=True)
+            await super().shutdown(sockets)
+
+    return GracefulServer(config)
