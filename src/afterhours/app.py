@@ -214,6 +214,8 @@ async def readiness_problems(app: FastAPI) -> list[str]:
     async with app.state.db.sessionmaker() as db:
         age = await jobs.last_heartbeat_age(db)
     max_age = app.state.settings.worker_heartbeat_max_age_seconds
+    problems = []
     if age is None or age > max_age:
-        return [f"no job worker seen in the last {max_age:g} s"]
-    return []
+        problems.append(f"no job worker seen in the last {max_age:g} s")
+    fan_out = await realtime.fan_out_problem(app.state.settings)
+    return problems + ([fan_out] if fan_out else [])

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
+import redis.asyncio
 import socketio
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
@@ -212,8 +213,30 @@ async def events_after(
 
 def client_manager(settings: Settings, url: str, *, write_only: bool = False) -> Any:
     if settings.redis_url:
-        return socketio.AsyncRedisManager(settings.redis_url, write_only=write_only)
+        # Its own logger: a lost Redis is logged as such ("Cannot publish to redis... giving
+        # up"), never quietened like malformed client traffic.
+        return socketio.AsyncRedisManager(
+            settings.redis_url, write_only=write_only, logger=logging.getLogger("afterhours.fanout")
+        )
     return PostgresManager(url, write_only=write_only)
+
+
+async def fan_out_problem(settings: Settings) -> str | None:
+    """Why events may not reach sockets on other processes live, if they may not. NOTIFY rides
+    the database (checked on its own); Redis is pinged."""
+    if not settings.redis_url:
+        return None
+    client = redis.asyncio.Redis.from_url(
+        settings.redis_url, socket_timeout=1, socket_connect_timeout=1
+    )
+    try:
+        await client.ping()
+    except Exception as exc:  # any failure means no live fan-out, reported as such
+        log.warning("redis_unreachable error=%s", type(exc).__name__)
+        return "redis unreachable: events reach sockets on other processes only on resume"
+    finally:
+        await client.aclose()
+    return None
 
 
 async def stop_listening(sio: socketio.AsyncServer) -> None:

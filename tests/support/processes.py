@@ -104,16 +104,27 @@ def redis_server_binary() -> str:
 
 
 @contextmanager
-def redis_server(data_dir: Path, port: int | None = None) -> Iterator[str]:
-    """A real redis-server on a loopback port (the same one again when `port` is given)."""
-    port = port or free_port()
+def redis_process(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A real redis-server on a loopback port; stopped on leaving unless already gone."""
     proc = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         + ["--dir", str(data_dir)],
         stdout=subprocess.DEVNULL,
     )
     try:
-        yield f"redis://127.0.0.1:{port}/0"
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def redis_server(data_dir: Path, port: int | None = None) -> Iterator[str]:
+    """A real redis-server on a loopback port (the same one again when `port` is given); its URL."""
+    port = port or free_port()
+    with redis_process(data_dir, port):
+        yield redis_url(port)
+
+
+def redis_url(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
