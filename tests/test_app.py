@@ -187,7 +187,7 @@ PROFILE_ROUTE_ERRORS = {
     ("PUT", "/api/after-hours/profile"): {"400", "401", "403"},
     ("GET", "/api/after-hours/profile"): {"401", "403", "404"},
     ("DELETE", "/api/after-hours/profile"): {"401", "403", "404"},
-    ("PUT", "/api/after-hours/profile/photo"): {"400", "401", "403", "413"},
+    ("PUT", "/api/after-hours/profile/photo"): {"400", "401", "403", "413", "429"},
     ("GET", "/api/after-hours/preferences"): {"401", "403"},
     ("PUT", "/api/after-hours/preferences"): {"400", "401", "403"},
 }

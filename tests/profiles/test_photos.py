@@ -5,6 +5,7 @@ import io
 import struct
 import time
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -26,9 +27,11 @@ from tests.support.photos import (
     GPS_IFD,
     PHOTO,
     assert_clean_jpeg,
+    blank_png,
     exif_with_gps,
     image_bytes,
 )
+from tests.support.processes import rss_growth, serve_process
 
 
 async def ready_user(client: httpx.AsyncClient, make_user, *, premium: bool = True) -> Any:
@@ -247,7 +250,7 @@ def jpeg_declaring(width: int, height: int) -> bytes:
 @pytest.mark.parametrize(
     ("data", "content_type"),
     [
-        (png_declaring(8_000, 6_000), "image/png"),  # 48 MP: over our 40 MP limit
+        (png_declaring(8_000, 6_000), "image/png"),  # 48 MP: over our 25 MP limit
         (png_declaring(50_000, 50_000), "image/png"),  # 2.5 GP: past Pillow's own bomb check
         (jpeg_declaring(9_000, 5_000), "image/jpeg"),
         (jpeg_declaring(65_000, 65_000), "image/jpeg"),
@@ -267,6 +270,97 @@ async def test_decompression_bomb_is_400_and_nothing_is_stored(
     assert user_photos(base_settings, user) == [stored(base_settings, first)]
     r = await client.get("/api/after-hours/profile", headers=user.headers)
     assert key_of(r.json()["profile"]["photoUrl"]) == key_of(first)
+
+
+@pytest.fixture(scope="module")
+def zero_png() -> bytes:
+    data = blank_png((6300, 6300))  # 39.7 MP: under Pillow's own bomb check, and ours once
+    assert len(data) < 120_000
+    return data
+
+
+async def test_zero_filled_6300_square_png_is_400_and_nothing_is_stored(
+    client: httpx.AsyncClient, make_user, base_settings: Settings, zero_png: bytes
+) -> None:
+    user = await ready_user(client, make_user)
+    r = await upload(client, user, zero_png, "image/png")
+    body = assert_error(r, 400, "VALIDATION_ERROR")
+    assert body["details"] == [{"field": "body", "message": "Image dimensions are too large"}]
+    assert user_photos(base_settings, user) == []
+
+
+@pytest.fixture(scope="module")
+async def served(
+    base_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Any, str]]:
+    """A real `afterhours serve` process, whose memory is its own to measure."""
+    settings = base_settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("served")})
+    async with serve_process(settings, with_worker=False) as process:
+        yield process
+
+
+MB = 1024 * 1024
+
+
+async def test_a_burst_of_four_bombs_is_refused_without_the_memory(
+    served: tuple[Any, str], make_user, zero_png: bytes
+) -> None:
+    proc, url = served
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        users = [await ready_user(client, make_user) for _ in range(4)]
+        await upload_ok(client, users[0], image_bytes("PNG"), "image/png")  # warm: codecs loaded
+        burst = asyncio.gather(*(upload(client, user, zero_png, "image/png") for user in users))
+        responses, growth = await rss_growth(proc.pid, burst)
+    assert growth < 100 * MB, f"RSS grew {growth / MB:.0f} MB"
+    for r in responses:
+        assert_error(r, 400, "VALIDATION_ERROR")
+
+
+async def test_four_photos_at_the_pixel_budget_are_decoded_two_at_a_time(
+    base_settings: Settings, tmp_path: Path, make_user
+) -> None:
+    # The costliest PNG accepted: 25 MP with alpha, ~190 MB to decode; 4 at once would be ~760.
+    data = blank_png((5000, 5000), mode="RGBA")
+    settings = base_settings.model_copy(update={"data_dir": tmp_path})
+    async with (
+        serve_process(settings, with_worker=False) as (proc, url),  # fresh: no memory left free
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        users = [await ready_user(client, make_user) for _ in range(4)]
+        await upload_ok(client, users[0], image_bytes("PNG"), "image/png")
+        burst = asyncio.gather(*(upload(client, user, data, "image/png") for user in users))
+        responses, growth = await rss_growth(proc.pid, burst)
+    # Two decodes' worth and some change (measured ~390 MB; four at once ~630 MB).
+    assert growth < 460 * MB, f"RSS grew {growth / MB:.0f} MB"
+    assert [r.status_code for r in responses] == [200] * 4, [r.text for r in responses]
+
+
+async def test_eleventh_upload_in_ten_minutes_is_429_and_stores_nothing(
+    client: httpx.AsyncClient, make_user, base_settings: Settings
+) -> None:
+    user = await ready_user(client, make_user)
+    # Refused uploads count too: the decoding they cost is what the limit is for.
+    assert_error(await upload(client, user, b"not an image", "image/png"), 400, "VALIDATION_ERROR")
+    for _ in range(9):
+        last = await upload_ok(client, user, image_bytes("JPEG"), "image/jpeg")
+    r = await upload(client, user, image_bytes("JPEG"), "image/jpeg")
+    assert_error(r, 429, "RATE_LIMITED")
+    assert 590 <= int(r.headers["Retry-After"]) <= 600
+    assert user_photos(base_settings, user) == [stored(base_settings, last)]
+    r = await client.get("/api/after-hours/profile", headers=user.headers)
+    assert key_of(r.json()["profile"]["photoUrl"]) == key_of(last)
+    # The limit is the user's own: someone else uploads as before.
+    other = await ready_user(client, make_user)
+    assert_clean_jpeg(
+        await fetch(client, await upload_ok(client, other, image_bytes("PNG"), "image/png"))
+    )
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale() -> None:
+    data = image_bytes("JPEG", (6000, 4000))
+    with photos.open_bounded(data, "JPEG") as image:
+        assert image.size == (3000, 2000)  # half scale still covers the 2048 x 1365 it becomes
+    assert assert_clean_jpeg(photos.reencode(data, "image/jpeg")).size == (2048, 1365)
 
 
 async def test_photo_needs_a_base_profile(

@@ -21,6 +21,13 @@ def image_bytes(
     return buf.getvalue()
 
 
+def blank_png(size: tuple[int, int], mode: str = "RGB") -> bytes:
+    """All-zero pixels: an RGB 6300 x 6300 compresses to ~115 KB and decodes to ~160 MB."""
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, "PNG", compress_level=9)
+    return buf.getvalue()
+
+
 def exif_with_gps(orientation: int | None = None) -> Image.Exif:
     exif = Image.Exif()
     exif[0x010F] = "PhoneMaker"  # Make

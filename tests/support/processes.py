@@ -6,16 +6,20 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+import psutil
 import pytest
 from pydantic import AliasChoices
 
 from afterhours.settings import Settings
 from tests.support.server import ROOT, free_port
+
+T = TypeVar("T")
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -128,3 +132,16 @@ def redis_server(data_dir: Path, port: int | None = None) -> Iterator[str]:
 
 def redis_url(port: int) -> str:
     return f"redis://127.0.0.1:{port}/0"
+
+
+async def rss_growth(pid: int, work: Awaitable[T]) -> tuple[T, int]:
+    """Run `work`, sampling the process's resident memory; returns its result and the peak
+    growth in bytes over the memory before it started."""
+    process = psutil.Process(pid)
+    before = peak = process.memory_info().rss
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        peak = max(peak, process.memory_info().rss)
+        await asyncio.wait({task}, timeout=0.005)
+    peak = max(peak, process.memory_info().rss)
+    return task.result(), peak - before

@@ -109,7 +109,7 @@ async def put_after_hours_profile(
 
 @router.put(
     "/after-hours/profile/photo",
-    responses=errors(400, 401, 403, 413),
+    responses=errors(400, 401, 403, 413, 429),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -127,10 +127,11 @@ async def put_photo(
     content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> PhotoResponse:
     await service.check_base_profile(db, user_id=user.user_id)
+    photos.count_upload(user.user_id)  # before the body is read: a refused upload costs nothing
     data = await request.body()
     if not data:
         raise validation_error("body", "Photo body is empty")
-    clean = await asyncio.to_thread(photos.reencode, data, content_type or "")
+    clean = await photos.clean(data, content_type or "")
     key = f"{user.user_id}/{uuid.uuid4()}.jpg"
     await storage.put(key, clean, photos.OUTPUT_CONTENT_TYPE)
     previous = await service.set_photo(db, user_id=user.user_id, photo_key=key)
