@@ -54,12 +54,16 @@ def no_active_session() -> AppError:
     return AppError("NO_ACTIVE_SESSION", "No active session", status=404)
 
 
+def is_live(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    """A session is on until it is ended or its `expires_at` passes, whether or not its expiry
+    job has run."""
+    return and_(Session.ended_at.is_(None), Session.expires_at > now)
+
+
 async def active_session(
     db: AsyncSession, *, user_id: uuid.UUID, for_update: bool = False
 ) -> Session | None:
-    stmt = select(Session).where(
-        Session.user_id == user_id, Session.ended_at.is_(None), Session.expires_at > clock.now()
-    )
+    stmt = select(Session).where(Session.user_id == user_id, is_live(clock.now()))
     if for_update:
         stmt = stmt.with_for_update()
     return (await db.scalars(stmt)).one_or_none()
