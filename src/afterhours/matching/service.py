@@ -28,7 +28,7 @@ from afterhours.matching.schemas import (
     MatchOut,
     MatchSaved,
 )
-from afterhours.matching.status import NOW, status_at
+from afterhours.matching.status import NOW, sessions_on_at, status_at
 from afterhours.matching.status import lock_for_chat as lock_for_chat  # chat locks with it
 from afterhours.profiles import service as profiles
 from afterhours.sessions import service as sessions
@@ -84,7 +84,9 @@ async def sides(
     db: AsyncSession, match_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
 ) -> Sides:
     """The match and both participants as `user_id` sees them; NOT_FOUND for anyone else."""
-    stmt = select(Match, status_at(NOW)).where(Match.id == match_id)
+    stmt = select(Match, status_at(NOW, sessions_on=sessions_on_at(NOW))).where(
+        Match.id == match_id
+    )
     if for_update:
         stmt = stmt.with_for_update(of=Match)
     row = (await db.execute(stmt, {"now": clock.now()})).one_or_none()

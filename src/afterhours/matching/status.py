@@ -22,7 +22,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    exists,
     func,
     literal_column,
     select,
@@ -46,19 +45,33 @@ def _text(value: str) -> ColumnElement[str]:
     return literal_column(f"'{value}'", String)
 
 
-def status_at(now: ColumnElement[datetime]) -> ColumnElement[str]:
-    """`Match.status` as of `now`: what an open match will be closed as, once its time is up."""
-    side = aliased(Participant)
-    session_on = exists().where(Session.id == side.session_id, sessions.is_live(now))
-    session_over = exists().where(side.match_id == Match.id, ~session_on)
+def status_at(
+    now: ColumnElement[datetime], *, sessions_on: ColumnElement[bool]
+) -> ColumnElement[str]:
+    """`Match.status` as of `now`, `sessions_on` telling whether both participants' sessions
+    are (sessions_on_at, or a join of them): what an open match will be closed as, once its
+    time is up."""
     return case(
         (and_(Match.status == _text("pending"), Match.auto_decline_at <= now), _text("expired")),
         (
-            and_(Match.status.in_([_text(s) for s in OPEN_STATUSES]), session_over),
+            and_(Match.status.in_([_text(s) for s in OPEN_STATUSES]), ~sessions_on),
             _text("ended"),
         ),
         else_=Match.status,
     )
+
+
+def sessions_on_at(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """Both of the match's participants are in their sessions at `now` (for a read of one
+    match; CHAT_LOCK, which reads many, joins the two sessions instead)."""
+    on = (
+        select(func.count())
+        .select_from(Participant)
+        .join(Session, and_(Session.id == Participant.session_id, sessions.is_live(now)))
+        .where(Participant.match_id == Match.id)
+        .scalar_subquery()
+    )
+    return on == literal_column("2")
 
 
 class ChatState(NamedTuple):
@@ -71,6 +84,7 @@ class ChatState(NamedTuple):
 
 def _chat_lock_statement() -> str:
     me, them = aliased(Participant), aliased(Participant)
+    my_session, their_session = aliased(Session), aliased(Session)
     sends = (
         func.unnest(
             bindparam("matches", type_=ARRAY(Uuid)), bindparam("senders", type_=ARRAY(Uuid))
@@ -78,10 +92,11 @@ def _chat_lock_statement() -> str:
         .table_valued("match_id", "sender", with_ordinality="i")
         .render_derived(name="s")
     )
+    both_on = and_(my_session.id.is_not(None), their_session.id.is_not(None))
     stmt = (
         select(
             sends.c.i,
-            status_at(NOW),
+            status_at(NOW, sessions_on=both_on),
             them.user_id,
             and_(
                 Match.status == _text("saved"),
@@ -92,6 +107,14 @@ def _chat_lock_statement() -> str:
         .join(Match, Match.id == sends.c.match_id)
         .join(me, and_(me.match_id == Match.id, me.user_id == sends.c.sender))
         .join(them, and_(them.match_id == Match.id, them.user_id != sends.c.sender))
+        .outerjoin(
+            my_session,
+            and_(my_session.id == me.session_id, sessions.is_live(NOW, my_session)),
+        )
+        .outerjoin(
+            their_session,
+            and_(their_session.id == them.session_id, sessions.is_live(NOW, their_session)),
+        )
         .order_by(Match.id)
         .with_for_update(of=Match)
     )
