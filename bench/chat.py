@@ -52,20 +52,28 @@ def free_port() -> int:
 
 
 def populate(url: str) -> list[tuple[str, str, str]]:
-    """USERS users in CHATS active matches; returns (match id, sender, receiver)."""
+    """USERS users, each in a session, in CHATS active matches; returns (match id, sender,
+    receiver)."""
     chats = [(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())) for _ in range(CHATS)]
     with psycopg.connect(url) as conn:
         users = [(u,) for _, a, b in chats for u in (a, b)]
         conn.cursor().executemany("INSERT INTO users (id) VALUES (%s)", users)
+        # A chat is open only while both sessions last: these outlast the run.
+        conn.cursor().executemany(
+            "INSERT INTO after_hours_sessions (id, user_id, started_at, expires_at,"
+            " duration_minutes, exact_lat, exact_lon, fuzzed_lat, fuzzed_lon)"
+            " VALUES (%s, %s, now(), now() + interval '1 hour', 60, 0, 0, 0, 0)",
+            [(u, u) for (u,) in users],  # each session's id is its user's, for the join below
+        )
         conn.cursor().executemany(
             "INSERT INTO after_hours_matches (id, status, created_at, auto_decline_at, distance_km)"
             " VALUES (%s, 'active', now(), now(), 1)",
             [(m,) for m, _, _ in chats],
         )
         conn.cursor().executemany(
-            "INSERT INTO after_hours_match_participants"
-            " (match_id, user_id, is_open, accepted_at) VALUES (%s, %s, true, now())",
-            [(m, u) for m, a, b in chats for u in (a, b)],
+            "INSERT INTO after_hours_match_participants (match_id, user_id, session_id,"
+            " is_open, accepted_at) VALUES (%s, %s, %s, true, now())",
+            [(m, u, u) for m, a, b in chats for u in (a, b)],
         )
     return chats
 

@@ -3,7 +3,8 @@
 Fixtures only; the helpers they use (and tests use) live in tests/support."""
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -15,11 +16,24 @@ from afterhours.auth import TokenVerifier
 from afterhours.db import Database
 from afterhours.settings import Settings
 from tests.support.chat import Chat, MakeChat, Sql
-from tests.support.clients import Recorder, User
+from tests.support.clients import Recorder, User, socket_of
 from tests.support.events import MATCH
-from tests.support.matching import MakePair, Pair, Person
+from tests.support.matching import (
+    MakePair,
+    Pair,
+    Person,
+    matchable_user,
+    open_match,
+    sweep_once,
+)
 from tests.support.places import random_place
-from tests.support.server import TEST_SECRET, embedded_server_url, fresh_database, running_server
+from tests.support.server import (
+    TEST_SECRET,
+    embedded_server_url,
+    fresh_database,
+    running_server,
+    settings_for,
+)
 from tests.support.sessions import go
 
 
@@ -115,19 +129,27 @@ async def database(base_settings: Settings) -> Any:
     await db.dispose()
 
 
-@pytest.fixture
-async def sql(base_settings: Settings) -> AsyncIterator[Sql]:
-    """Run SQL on the test database directly (to look behind the API, or age a row)."""
-    assert base_settings.database_url
-    conn = await psycopg.AsyncConnection.connect(base_settings.database_url, autocommit=True)
+@asynccontextmanager
+async def sql_on(url: str) -> AsyncIterator[Sql]:
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
 
     async def run(query: str, *params: Any) -> list[Any]:
         named = len(params) == 1 and isinstance(params[0], dict)
         cursor = await conn.execute(query, params[0] if named else params)
         return await cursor.fetchall() if cursor.description else []
 
-    yield run
-    await conn.close()
+    try:
+        yield run
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def sql(base_settings: Settings) -> AsyncIterator[Sql]:
+    """Run SQL on the test database directly (to look behind the API, or age a row)."""
+    assert base_settings.database_url
+    async with sql_on(base_settings.database_url) as run:
+        yield run
 
 
 @pytest.fixture
@@ -194,3 +216,67 @@ def make_chat(client: httpx.AsyncClient, matched: MakePair) -> MakeChat:
         return chat
 
     return make
+
+
+# --- a server with no worker: nothing closes by a job, only by what the database says of time
+
+
+@pytest.fixture(scope="session")
+def idle_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings of a server on a database of its own that no worker ever runs on."""
+    with fresh_database("afterhours_idle") as url:
+        yield settings_for(url, tmp_path_factory.mktemp("idle"))
+
+
+@pytest.fixture(scope="session")
+async def idle_base_url(idle_settings: Settings) -> AsyncIterator[str]:
+    async with running_server(idle_settings, with_worker=False) as url:
+        yield url
+
+
+@pytest.fixture
+async def idle_client(idle_base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=idle_base_url, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture
+async def idle_sql(idle_settings: Settings) -> AsyncIterator[Sql]:
+    assert idle_settings.database_url
+    async with sql_on(idle_settings.database_url) as run:
+        yield run
+
+
+@pytest.fixture
+async def idle_chat(
+    idle_client: httpx.AsyncClient,
+    idle_base_url: str,
+    idle_settings: Settings,
+    make_user: Callable[..., User],
+) -> AsyncIterator[MakeChat]:
+    """make_chat on the server with no worker: a sweep run here makes the match."""
+    recorders: list[Recorder] = []
+
+    async def make(*, accept: bool = True) -> Chat:
+        here = random_place()
+        people = [await matchable_user(idle_client, make_user(), here) for _ in range(2)]
+        for user in people:
+            recorders.append(await socket_of(idle_base_url, user))
+            await go(idle_client, user)
+        await sweep_once(idle_settings, focus_user=people[0].id)
+        match = await open_match(idle_client, people[0])
+        assert match is not None, "the sweep paired them"
+        chat = Chat(*people, *recorders[-2:], match_id=match["id"])
+        await chat.sa.wait_for(MATCH)
+        await chat.sb.wait_for(MATCH)
+        if accept:
+            for user in people:
+                r = await idle_client.post(chat.path("/accept"), headers=user.headers)
+                assert r.status_code == 200, r.text
+            await chat.sa.wait_for("after_hours:chat_open")
+            await chat.sb.wait_for("after_hours:chat_open")
+        return chat
+
+    yield make
+    for recorder in recorders:
+        await recorder.client.disconnect()

@@ -53,3 +53,12 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert body["code"] == code
     assert isinstance(body["error"], str) and body["error"]
     return body
+
+
+async def socket_of(base_url: str, user: User) -> Recorder:
+    """A recording socket of `user`, connected to the server at `base_url` (disconnect it)."""
+    recorder = Recorder()
+    await recorder.client.connect(
+        base_url, auth={"token": user.token}, transports=["websocket"], wait_timeout=5
+    )
+    return recorder

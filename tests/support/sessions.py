@@ -1,5 +1,6 @@
 """Starting sessions over REST."""
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -31,3 +32,13 @@ async def go(client: httpx.AsyncClient, user: User, duration: int = 60) -> dict[
     assert r.status_code == 201, r.text
     session: dict[str, Any] = r.json()["session"]
     return session
+
+
+async def lapse(sql: Callable[..., Awaitable[list[Any]]], *users: User) -> None:
+    """Move the users' open sessions' `expires_at` into the past, as if their time ran out with
+    no job run since."""
+    await sql(
+        "UPDATE after_hours_sessions SET expires_at = now() - interval '1 second'"
+        " WHERE user_id = ANY(%s) AND ended_at IS NULL",
+        [user.id for user in users],
+    )

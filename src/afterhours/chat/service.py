@@ -51,9 +51,10 @@ def message_out(message: Message) -> MessageOut:
 
 
 def closed_error(status: str, blocked: bool) -> AppError | None:
-    """Why a chat in this state takes no message, if it does not. It is open while the match
-    is active, and for good once saved, unless either side has since blocked the other (a block
-    closes an active match, but a saved one is not open)."""
+    """Why a chat in this state (its match's status as of now) takes no message, if it does
+    not. It is open while the match is active and both sessions last, and for good once saved,
+    unless either side has since blocked the other (a block closes an active match, but a saved
+    one is not open)."""
     if status == "pending":
         return matching.match_not_open("The chat opens once both have accepted")
     if status not in WRITABLE or blocked:
@@ -213,8 +214,7 @@ async def list_messages(
     limit: int = PAGE_SIZE,
 ) -> list[MessageOut]:
     """The `limit` messages just older than `before` (or the latest), oldest first."""
-    match, _, _ = await matching.sides(db, match_id, user_id)
-    if match.status not in READABLE:
+    if (await matching.sides(db, match_id, user_id)).status not in READABLE:
         raise matching.match_not_open()
     stmt = select(Message).where(Message.match_id == match_id)
     if before is not None:
@@ -248,11 +248,9 @@ async def typing_recipient(
     db: AsyncSession, *, match_id: uuid.UUID, user_id: uuid.UUID
 ) -> uuid.UUID:
     """Who hears that `user_id` is typing in `match_id`; errors as for sending a message."""
-    match, _, theirs = await matching.sides(db, match_id, user_id)
-    blocked = match.status == "saved" and await safety.is_blocked_between(
-        db, user_id, theirs.user_id
-    )
-    error = closed_error(match.status, blocked)
+    _, _, theirs, status = await matching.sides(db, match_id, user_id)
+    blocked = status == "saved" and await safety.is_blocked_between(db, user_id, theirs.user_id)
+    error = closed_error(status, blocked)
     if error is not None:
         raise error
     return theirs.user_id

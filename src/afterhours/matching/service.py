@@ -7,24 +7,11 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
-    Uuid,
-    and_,
-    bindparam,
-    delete,
-    func,
-    literal_column,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from afterhours import clock, jobs, realtime
-from afterhours.db import bulk_sql, execute_bulk
 from afterhours.errors import AppError, not_found
 from afterhours.matching.models import (
     OPEN_STATUSES,
@@ -41,8 +28,9 @@ from afterhours.matching.schemas import (
     MatchOut,
     MatchSaved,
 )
+from afterhours.matching.status import NOW, sessions_on_at, status_at
+from afterhours.matching.status import lock_for_chat as lock_for_chat  # chat locks with it
 from afterhours.profiles import service as profiles
-from afterhours.safety import service as safety
 from afterhours.sessions import service as sessions
 from afterhours.settings import Settings
 from afterhours.storage import PhotoStorage
@@ -85,22 +73,32 @@ def _match_fields(
 # --- reading a match -----------------------------------------------------------------------
 
 
+class Sides(NamedTuple):
+    match: Match
+    mine: Participant
+    theirs: Participant
+    status: str  # as of now: an open match whose time is up reads closed (matching.status)
+
+
 async def sides(
     db: AsyncSession, match_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
-) -> tuple[Match, Participant, Participant]:
+) -> Sides:
     """The match and both participants as `user_id` sees them; NOT_FOUND for anyone else."""
-    stmt = select(Match).where(Match.id == match_id)
+    stmt = select(Match, status_at(NOW, sessions_on=sessions_on_at(NOW))).where(
+        Match.id == match_id
+    )
     if for_update:
-        stmt = stmt.with_for_update()
-    match = (await db.scalars(stmt)).one_or_none()
-    if match is None:
+        stmt = stmt.with_for_update(of=Match)
+    row = (await db.execute(stmt, {"now": clock.now()})).one_or_none()
+    if row is None:
         raise not_found("Match")
+    match, status = row
     people = list(await db.scalars(select(Participant).where(Participant.match_id == match_id)))
     mine = next((p for p in people if p.user_id == user_id), None)
     theirs = next((p for p in people if p.user_id != user_id), None)
     if mine is None or theirs is None:
         raise not_found("Match")
-    return match, mine, theirs
+    return Sides(match, mine, theirs, status)
 
 
 async def match_view(
@@ -110,27 +108,31 @@ async def match_view(
     match: Match,
     mine: Participant,
     theirs: Participant,
+    status: str | None = None,
 ) -> MatchOut:
+    """The match as `mine` sees it; `status` (as of now) in place of the stored one if given."""
     facts = (await profiles.matching_facts(db, user_ids=[theirs.user_id])).get(theirs.user_id)
     if facts is None:
         raise not_found("Match")
     card = card_of(facts, match, storage)
-    return MatchOut(**_match_fields(match, card, mine=mine, theirs=theirs))
+    fields = _match_fields(match, card, mine=mine, theirs=theirs)
+    return MatchOut(**{**fields, "status": status or match.status})
 
 
 async def get_match(
     db: AsyncSession, *, storage: PhotoStorage, match_id: uuid.UUID, user_id: uuid.UUID
 ) -> MatchOut:
-    match, mine, theirs = await sides(db, match_id, user_id)
-    return await match_view(db, storage=storage, match=match, mine=mine, theirs=theirs)
+    match, mine, theirs, status = await sides(db, match_id, user_id)
+    return await match_view(
+        db, storage=storage, match=match, mine=mine, theirs=theirs, status=status
+    )
 
 
 async def other_participant(
     db: AsyncSession, *, match_id: uuid.UUID, user_id: uuid.UUID
 ) -> uuid.UUID:
     """Who `user_id` was matched with in `match_id`; NOT_FOUND unless they took part."""
-    _, _, theirs = await sides(db, match_id, user_id)
-    return theirs.user_id
+    return (await sides(db, match_id, user_id)).theirs.user_id
 
 
 async def open_match_id(db: AsyncSession, *, user_id: uuid.UUID) -> uuid.UUID | None:
@@ -145,7 +147,8 @@ async def open_match(
     match_id = await open_match_id(db, user_id=user_id)
     if match_id is None:
         return None
-    return await get_match(db, storage=storage, match_id=match_id, user_id=user_id)
+    match = await get_match(db, storage=storage, match_id=match_id, user_id=user_id)
+    return match if match.status in OPEN_STATUSES else None  # its time is up, not yet closed
 
 
 # --- the lifecycle -------------------------------------------------------------------------
@@ -154,8 +157,8 @@ async def open_match(
 async def accept(
     db: AsyncSession, *, storage: PhotoStorage, match_id: uuid.UUID, user_id: uuid.UUID
 ) -> MatchOut:
-    match, mine, theirs = await sides(db, match_id, user_id, for_update=True)
-    if match.status not in OPEN_STATUSES:
+    match, mine, theirs, status = await sides(db, match_id, user_id, for_update=True)
+    if status not in OPEN_STATUSES:
         raise match_not_open()
     if mine.accepted_at is None:
         mine.accepted_at = clock.now()
@@ -180,8 +183,8 @@ async def decline(
     match_id: uuid.UUID,
     user_id: uuid.UUID,
 ) -> MatchOut:
-    match, mine, theirs = await sides(db, match_id, user_id, for_update=True)
-    if match.status not in OPEN_STATUSES:
+    match, mine, theirs, status = await sides(db, match_id, user_id, for_update=True)
+    if status not in OPEN_STATUSES:
         raise match_not_open()
     await close(
         db,
@@ -400,10 +403,10 @@ async def save(
     A saved match is closed for matching (both may be matched again in their sessions) but its
     chat stays open for good: session ends never touch it, only an account deletion does.
     """
-    match, mine, theirs = await sides(db, match_id, user_id, for_update=True)
-    if match.status == "saved":
+    match, mine, theirs, status = await sides(db, match_id, user_id, for_update=True)
+    if status == "saved":
         return await match_view(db, storage=storage, match=match, mine=mine, theirs=theirs)
-    if match.status != "active":
+    if status != "active":
         raise match_not_open("Only an active match can be saved")
     if mine.saved_at is None:
         mine.saved_at = clock.now()
@@ -440,61 +443,3 @@ async def _make_permanent(
     await realtime.emit_many(db, [(p.user_id, event) for p in people])
     await attempt_again(db, settings=settings, user_ids=[p.user_id for p in people])
     log.info("match_permanent match_id=%s permanent_match_id=%s", match.id, permanent_id)
-
-
-# --- the chat's view of its match -----------------------------------------------------------
-
-
-class ChatState(NamedTuple):
-    """A match as a message sent in it finds it, under the match's row lock."""
-
-    status: str
-    other: uuid.UUID
-    blocked: bool  # a saved match whose participants have since blocked one another
-
-
-def _chat_lock_statement() -> str:
-    me, them = aliased(Participant), aliased(Participant)
-    sends = (
-        func.unnest(
-            bindparam("matches", type_=ARRAY(Uuid)), bindparam("senders", type_=ARRAY(Uuid))
-        )
-        .table_valued("match_id", "sender", with_ordinality="i")
-        .render_derived(name="s")
-    )
-    stmt = (
-        select(
-            sends.c.i,
-            Match.status,
-            them.user_id,
-            and_(
-                # A literal, not a parameter: the statement is compiled once with named arrays.
-                Match.status == literal_column("'saved'"),
-                safety.blocked_between(sends.c.sender, them.user_id),
-            ),
-        )
-        .select_from(sends)
-        .join(Match, Match.id == sends.c.match_id)
-        .join(me, and_(me.match_id == Match.id, me.user_id == sends.c.sender))
-        .join(them, and_(them.match_id == Match.id, them.user_id != sends.c.sender))
-        .order_by(Match.id)
-        .with_for_update(of=Match)
-    )
-    return bulk_sql(stmt)
-
-
-CHAT_LOCK = _chat_lock_statement()
-
-
-async def lock_for_chat(
-    db: AsyncSession, sends: Sequence[tuple[uuid.UUID, uuid.UUID]]
-) -> dict[int, ChatState]:
-    """For each (match id, sender) whose sender is in that match, by index: the match as its
-    chat sees it. One statement; it locks the matches' rows in id order, so concurrent batches
-    queue rather than deadlock, and messages stored under the lock keep one order."""
-    rows = await execute_bulk(
-        db,
-        CHAT_LOCK,
-        {"matches": [m for m, _ in sends], "senders": [s for _, s in sends]},
-    )
-    return {i - 1: ChatState(status, other, blocked) for i, status, other, blocked in rows}

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -54,12 +54,16 @@ def no_active_session() -> AppError:
     return AppError("NO_ACTIVE_SESSION", "No active session", status=404)
 
 
+def is_live(now: datetime | ColumnElement[datetime], session: Any = Session) -> ColumnElement[bool]:
+    """A session (`session`: the table or an alias of it) is on until it is ended or its
+    `expires_at` passes, whether or not its expiry job has run."""
+    return and_(session.ended_at.is_(None), session.expires_at > now)
+
+
 async def active_session(
     db: AsyncSession, *, user_id: uuid.UUID, for_update: bool = False
 ) -> Session | None:
-    stmt = select(Session).where(
-        Session.user_id == user_id, Session.ended_at.is_(None), Session.expires_at > clock.now()
-    )
+    stmt = select(Session).where(Session.user_id == user_id, is_live(clock.now()))
     if for_update:
         stmt = stmt.with_for_update()
     return (await db.scalars(stmt)).one_or_none()
