@@ -5,10 +5,12 @@ is told to reconnect (to the next process, here one started on the same port).""
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import socketio
 import websockets
@@ -16,8 +18,8 @@ import websockets
 from afterhours.auth import TokenVerifier
 from afterhours.settings import Settings
 from tests.support.clients import User
-from tests.support.processes import serve_process
-from tests.support.server import free_port, fresh_database, settings_for
+from tests.support.processes import environment, logged, serve_process, worker_process
+from tests.support.server import ROOT, free_port, fresh_database, settings_for
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +129,52 @@ async def test_sigterm_finishes_requests_in_flight_and_sockets_reconnect_to_the_
     async with serve_process(own_settings, port=port):
         await asyncio.wait_for(reconnected.wait(), 15)  # the phone reconnects by itself
     await phone.disconnect()
+
+
+def postmaster(data_dir: Path) -> psutil.Process | None:
+    """The embedded PostgreSQL under `data_dir`, if it runs."""
+    pid_file = data_dir / "postgres" / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    try:
+        return psutil.Process(int(pid_file.read_text().split()[0]))
+    except psutil.NoSuchProcess:
+        return None
+
+
+async def test_the_embedded_postgres_stops_with_the_last_process_using_it(tmp_path: Path) -> None:
+    # No DATABASE_URL: `serve` starts the embedded server, and the worker finds it running.
+    settings = Settings(data_dir=tmp_path, jwt_secret="x" * 64, _env_file=None)  # type: ignore[call-arg]
+    async with serve_process(settings) as (serve, _):
+        server = postmaster(tmp_path)
+        assert server is not None and server.is_running()
+        async with worker_process(settings, log=tmp_path / "worker.log") as worker:
+            await logged(tmp_path / "worker.log", "Starting worker")
+            serve.send_signal(signal.SIGINT)  # Ctrl-C
+            await asyncio.wait_for(serve.wait(), 30)
+            assert server.is_running()  # the worker still uses it
+            worker.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(worker.wait(), 30) == 0
+    await asyncio.to_thread(server.wait, 30)
+    assert postmaster(tmp_path) is None
+
+
+async def test_db_stop_stops_the_embedded_postgres_whoever_uses_it(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, jwt_secret="x" * 64, _env_file=None)  # type: ignore[call-arg]
+    async with serve_process(settings, with_worker=False) as (_, base):
+        stop = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "afterhours",
+            "db",
+            "stop",
+            env=environment(settings),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await stop.communicate()
+        assert (stop.returncode, out.strip()) == (0, b"stopped")
+        assert postmaster(tmp_path) is None
+        async with httpx.AsyncClient(base_url=base) as client:
+            r = await client.get("/ready")
+            assert r.status_code == 503 and "database" in r.json()["error"]

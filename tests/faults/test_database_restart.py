@@ -20,7 +20,7 @@ from afterhours.auth import TokenVerifier
 from afterhours.settings import Settings
 from tests.support.chat import Chat, MakeChat
 from tests.support.clients import Recorder, User
-from tests.support.processes import serve_process
+from tests.support.processes import serve_process, worker_process
 from tests.support.server import ROOT, settings_for
 from tests.support.sessions import go
 
@@ -160,3 +160,33 @@ async def test_after_a_database_restart_the_worker_resumes_and_nothing_acknowled
         received = Counter(m["clientMessageId"] for m in chat.sb.named("after_hours:message"))
         assert set(received) == set(chat_acks) and set(received.values()) == {1}, received
     assert set(refusals) <= {"SERVICE_UNAVAILABLE", "TIMEOUT"}, refusals
+
+
+async def test_a_worker_that_cannot_get_its_database_back_exits_non_zero(
+    restartable: Any, base_settings: Settings
+) -> None:
+    settings = base_settings.model_copy(
+        update={"worker_give_up_seconds": 3.0, "worker_max_backoff_seconds": 0.5}
+    )
+    async with worker_process(settings) as worker:
+        await wait_until_working(base_settings.database_url or "")
+        await asyncio.to_thread(
+            pg_ctl, ["-w", "-m", "fast", "stop"], pgdata=PGDATA, user=restartable.system_user
+        )
+        try:
+            # For its supervisor to start a fresh one (a status 0 would read "stopped on purpose").
+            assert await asyncio.wait_for(worker.wait(), 30) == 1
+        finally:
+            # restart starts a stopped server with the options it last ran with
+            await asyncio.to_thread(restart, restartable)
+
+
+async def wait_until_working(url: str) -> None:
+    """Until a worker has registered on the database at `url`."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        async with asyncio.timeout(30):
+            while True:
+                cursor = await conn.execute("SELECT 1 FROM procrastinate_workers")
+                if await cursor.fetchone():
+                    return
+                await asyncio.sleep(0.1)

@@ -40,17 +40,40 @@ def environment(settings: Settings) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def worker_process(settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`afterhours worker`; on leaving, SIGTERM, and it must stop cleanly (unless already gone)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "afterhours", "worker", env=environment(settings), cwd=ROOT
-    )
+async def worker_process(
+    settings: Settings, *, log: Path | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`afterhours worker` (its log to `log` when given); on leaving, SIGTERM, and it must stop
+    cleanly (unless already gone)."""
+    output = log.open("ab") if log else None
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "afterhours",
+            "worker",
+            env=environment(settings),
+            cwd=ROOT,
+            stderr=output,
+        )
+    finally:
+        if output:
+            output.close()  # the child has its own copy
     try:
         yield proc
     finally:
         if proc.returncode is None:
             proc.terminate()
             assert await asyncio.wait_for(proc.wait(), 30) == 0, "the worker stops cleanly"
+
+
+async def logged(log: Path, text: str, *, within: float = 30) -> None:
+    """Until `text` appears in the file `log`."""
+    async with asyncio.timeout(within):
+        while True:
+            if _contains(log, text):
+                return
+            await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
@@ -96,6 +119,10 @@ async def serve_process(
         if proc.returncode is None:
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 60)
+
+
+def _contains(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text(errors="replace")
 
 
 def redis_server_binary() -> str:
