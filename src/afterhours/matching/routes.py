@@ -3,7 +3,7 @@ import uuid
 from fastapi import APIRouter, Request
 
 from afterhours.auth import DB, PremiumUser
-from afterhours.matching import service
+from afterhours.matching import saving, service
 from afterhours.matching.schemas import MatchResponse, OpenMatchResponse
 from afterhours.openapi import errors
 
@@ -54,7 +54,7 @@ async def save(match_id: uuid.UUID, request: Request, user: PremiumUser, db: DB)
     """Save an active match. Once both have saved, it becomes a permanent match
     (`after_hours:match_saved` to both) and its chat outlives the sessions."""
     state = request.app.state
-    match = await service.save(
+    match = await saving.save(
         db,
         settings=state.settings,
         storage=state.storage,
