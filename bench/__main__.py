@@ -1,4 +1,4 @@
-"""`python -m bench [matching] [chat]`: run the benchmarks, print one table, save results."""
+"""`python -m bench [matching] [cards] [chat]`: run benchmarks, print one table, save results."""
 
 import sys
 
@@ -7,11 +7,16 @@ from bench.common import Report
 
 
 def main(argv: list[str]) -> None:
-    chosen = set(argv) or {"matching", "chat"}
+    chosen = set(argv) or {"matching", "cards", "chat"}
     report = Report()
     if "matching" in chosen:
         print("matching sweep …", flush=True)
         matching.run(report)
+    if "cards" in chosen:
+        from bench import cards
+
+        print("cards after an unrelated decline …", flush=True)
+        cards.run(report)
     if "chat" in chosen:
         try:
             from bench import chat

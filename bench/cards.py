@@ -1,0 +1,132 @@
+"""Cards after an unrelated decline: how long two people who just started a session wait for
+their match cards while, elsewhere, a pair has just declined (its follow-up attempts are due
+`AFTERHOURS_MATCH_DELAY_DECLINE_SECONDS`, 30 s, later).
+
+Ours: `afterhours serve` (worker in-process) with a 1 s start delay and a 1 s sweep; the time from
+the second session start to both cards. Baseline: the target, start delay + one sweep (2 s). With
+one procrastinate lock for all matching jobs (before) this was up to the whole decline delay.
+"""
+
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import socketio
+
+from afterhours.auth import TokenVerifier
+from afterhours.settings import Settings
+from bench.chat import free_port, wait_http
+from bench.common import ROOT, Report, scratch_database
+
+SECRET = "bench-" + "c" * 64
+START_DELAY = 1.0
+SWEEP = 1.0
+REPEATS = 5
+
+
+PHONES: list[socketio.AsyncClient] = []
+
+
+async def person(
+    client: httpx.AsyncClient, base: str, verifier: TokenVerifier
+) -> tuple[dict[str, str], asyncio.Queue[Any]]:
+    user = uuid.uuid4()
+    headers = {"Authorization": f"Bearer {verifier.issue(user, premium=True)}"}
+    profile = {"name": "B", "birthDate": "1990-01-01", "gender": "nonbinary"}
+    (await client.put("/api/profile", json=profile, headers=headers)).raise_for_status()
+    about = {"description": ""}
+    (await client.put("/api/after-hours/profile", json=about, headers=headers)).raise_for_status()
+    cards: asyncio.Queue[Any] = asyncio.Queue()
+    phone = socketio.AsyncClient()
+    phone.on("after_hours:match", cards.put_nowait)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    await phone.connect(base, auth={"token": token}, transports=["websocket"])
+    PHONES.append(phone)
+    return headers, cards
+
+
+async def start(
+    client: httpx.AsyncClient, headers: dict[str, str], place: tuple[float, float]
+) -> None:
+    body = {"duration": 60, "latitude": place[0], "longitude": place[1]}
+    r = await client.post("/api/after-hours/session/start", json=body, headers=headers)
+    r.raise_for_status()
+
+
+async def one_round(client: httpx.AsyncClient, base: str, verifier: TokenVerifier) -> float:
+    here = (random.uniform(-50, 50), random.uniform(-150, 150))
+    elsewhere = (-here[0], here[1] + 20 if here[1] < 150 else here[1] - 20)
+    (a, a_cards), (b, b_cards) = [await person(client, base, verifier) for _ in range(2)]
+    await start(client, a, here)
+    await start(client, b, here)
+    card = await asyncio.wait_for(a_cards.get(), 30)
+    await asyncio.wait_for(b_cards.get(), 30)
+    r = await client.post(f"/api/after-hours/matches/{card['id']}/decline", headers=a)
+    r.raise_for_status()
+    (c, c_cards), (d, d_cards) = [await person(client, base, verifier) for _ in range(2)]
+    await start(client, c, elsewhere)
+    t0 = time.perf_counter()
+    await start(client, d, elsewhere)
+    await asyncio.wait_for(c_cards.get(), 60)
+    await asyncio.wait_for(d_cards.get(), 60)
+    return time.perf_counter() - t0
+
+
+async def drive(base: str, verifier: TokenVerifier) -> list[float]:
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            return [await one_round(client, base, verifier) for _ in range(REPEATS)]
+    finally:
+        for phone in PHONES:
+            await phone.disconnect()
+
+
+def run(report: Report) -> None:
+    with scratch_database("cards") as url:
+        data_dir = Path(tempfile.mkdtemp(prefix="bench-cards-"))
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "AFTERHOURS_JWT_SECRET": SECRET,
+            "AFTERHOURS_DATA_DIR": str(data_dir),
+            "AFTERHOURS_MATCH_DELAY_START_SECONDS": str(START_DELAY),
+            "AFTERHOURS_MATCH_SWEEP_SECONDS": str(SWEEP),
+            "AFTERHOURS_WORKER_POLL_SECONDS": "0.1",
+        }
+        env.pop("REDIS_URL", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "afterhours", "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stderr=subprocess.DEVNULL,
+        )
+        verifier = TokenVerifier(Settings(jwt_secret=SECRET, _env_file=None))  # type: ignore[call-arg]
+        try:
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(wait_http(base, "/ready", proc))
+            times = asyncio.run(drive(base, verifier))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            shutil.rmtree(data_dir, ignore_errors=True)
+    report.add(
+        "matching",
+        "cards after an unrelated decline",
+        f"start → both cards (median of {REPEATS}, max {max(times):.2f} s)",
+        statistics.median(times),
+        START_DELAY + SWEEP,
+        "s",
+        "baseline: the target, start delay + one sweep; decline delay 30 s",
+    )
+    print(f"  cards after an unrelated decline: {', '.join(f'{t:.2f}' for t in times)} s")
