@@ -94,7 +94,7 @@ async def open_job_app(url: str) -> AsyncConnectionPool:
 
 
 class WorkerGaveUp(Exception):
-    """The worker kept failing for longer than WORKER_GIVE_UP_SECONDS: the process should exit
+    """The worker kept failing for longer than `worker_give_up_seconds`: the process should exit
     non-zero so that its supervisor starts a fresh one."""
 
 
@@ -103,9 +103,10 @@ async def run_worker(rt: Runtime, *, name: str = "worker") -> None:
 
     procrastinate stops its worker for good when a side task fails (its LISTEN connection or
     heartbeat, whenever the database restarts). Cancelling is the only way we ask it to stop, so
-    any other end is a failure: start again after a backoff, and raise WorkerGaveUp when it has
-    not run for long since `worker_give_up_seconds`. Cancelling waits for running jobs to finish
-    (up to `worker_shutdown_seconds`); a job cut short stays "doing" and is retried as stalled.
+    any other end is a failure: start again after a backoff, and raise WorkerGaveUp once it has
+    kept failing (never running well for long) for `worker_give_up_seconds`. Cancelling waits
+    for running jobs to finish (up to `worker_shutdown_seconds`); a job cut short stays "doing"
+    and is retried as stalled.
     """
     side_tasks = [
         asyncio.create_task(tick(rt.settings)),

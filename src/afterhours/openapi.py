@@ -17,7 +17,8 @@ _DESCRIPTIONS = {
 _DEFAULT = (
     "Any other failure, same envelope: 400 VALIDATION_ERROR on a bad header, "
     "405 METHOD_NOT_ALLOWED, 413 PAYLOAD_TOO_LARGE, 429 RATE_LIMITED, "
-    "500 INTERNAL_ERROR (with requestId, never a trace)"
+    "500 INTERNAL_ERROR (with requestId, never a trace), "
+    "503 SERVICE_UNAVAILABLE while the database is briefly away (see Retry-After)"
 )
 
 
