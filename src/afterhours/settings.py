@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     socket_ping_timeout_seconds: float = 20.0
 
     photo_url_ttl_seconds: int = 3600
+    # A photo storage refused to delete is tried again after this, then twice as long each time.
+    photo_delete_retry_seconds: float = 30.0
     max_photo_bytes: int = 5 * 1024 * 1024
     max_json_bytes: int = 64 * 1024
 

@@ -29,6 +29,7 @@ from afterhours.moderation import service as moderation
 from afterhours.moderation.routes import router as moderation_router
 from afterhours.profiles import service as profiles
 from afterhours.profiles.routes import router as profiles_router
+from afterhours.profiles.tasks import blueprint as profiles_tasks
 from afterhours.replay.routes import router as replay_router
 from afterhours.retention.tasks import blueprint as retention_tasks
 from afterhours.safety import service as safety
@@ -81,6 +82,7 @@ def lifecycle(settings: Settings) -> Lifecycle:
 
 # Jobs, by namespace: task "matching:attempt" is matching_tasks' "attempt".
 JOB_BLUEPRINTS: dict[str, procrastinate.Blueprint] = {
+    "profiles": profiles_tasks,
     "sessions": sessions_tasks,
     "matching": matching_tasks,
     "retention": retention_tasks,

@@ -81,6 +81,15 @@ def user_photos(base_settings: Settings, user: Any) -> list[Path]:
     return sorted(folder.iterdir()) if folder.exists() else []
 
 
+async def until_photos(base_settings: Settings, user: Any, expected: list[Path]) -> None:
+    """Until the user's stored photos are `expected`: removals are a job the worker runs."""
+    async with asyncio.timeout(10):
+        while True:
+            if user_photos(base_settings, user) == expected:
+                return
+            await asyncio.sleep(0.05)
+
+
 # --- accepted uploads -------------------------------------------------------------------------
 
 
@@ -481,8 +490,7 @@ async def test_replacing_a_photo_deletes_the_old_file(
     old = await upload_ok(client, user, image_bytes("JPEG"), "image/jpeg")
     new = await upload_ok(client, user, image_bytes("PNG"), "image/png")
     assert key_of(old) != key_of(new)
-    assert not stored(base_settings, old).exists()
-    assert user_photos(base_settings, user) == [stored(base_settings, new)]
+    await until_photos(base_settings, user, [stored(base_settings, new)])
     assert_error(await client.get(old), 404, "NOT_FOUND")
     assert_clean_jpeg(await fetch(client, new))
 
@@ -497,7 +505,7 @@ async def test_concurrent_uploads_leave_exactly_one_file(
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
     r = await client.get("/api/after-hours/profile", headers=user.headers)
     current = key_of(r.json()["profile"]["photoUrl"])
-    assert user_photos(base_settings, user) == [base_settings.data_dir / "photos" / current]
+    await until_photos(base_settings, user, [base_settings.data_dir / "photos" / current])
 
 
 async def test_description_update_keeps_the_photo(client: httpx.AsyncClient, make_user) -> None:
@@ -519,7 +527,7 @@ async def test_deleting_the_after_hours_profile_deletes_the_photo(
     url = await upload_ok(client, user, image_bytes("JPEG"), "image/jpeg")
     r = await client.delete("/api/after-hours/profile", headers=user.headers)
     assert r.status_code == 200, r.text
-    assert user_photos(base_settings, user) == []
+    await until_photos(base_settings, user, [])
     assert_error(await client.get(url), 404, "NOT_FOUND")
 
 
@@ -531,7 +539,7 @@ async def test_deleting_the_account_deletes_the_photo(
     assert stored(base_settings, url).is_file()
     r = await client.delete("/api/account", headers=user.headers)
     assert r.status_code == 200, r.text
-    assert user_photos(base_settings, user) == []
+    await until_photos(base_settings, user, [])
     assert_error(await client.get(url), 404, "NOT_FOUND")
     assert_error(await client.get("/api/profile", headers=user.headers), 404, "NOT_FOUND")
     assert_error(

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import psycopg
 import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
@@ -44,6 +45,29 @@ async def exists(s3: Any, s3_settings: Settings, key: str) -> bool:
         assert exc.response["Error"]["Code"] in {"404", "NoSuchKey"}
         return False
     return True
+
+
+async def until_gone(s3: Any, s3_settings: Settings, key: str, within: float = 10) -> None:
+    """Until the object is gone: removals are a job the worker runs."""
+    async with asyncio.timeout(within):
+        while True:
+            if not await exists(s3, s3_settings, key):
+                return
+            await asyncio.sleep(0.05)
+
+
+async def tried_again(url: str) -> None:
+    """Until a photo deletion has failed once and been deferred again."""
+    async with await psycopg.AsyncConnection.connect(url) as conn, asyncio.timeout(10):
+        while True:
+            cursor = await conn.execute(
+                "SELECT 1 FROM procrastinate_jobs WHERE task_name = 'profiles:delete_photos'"
+                " AND (args->>'attempt')::int >= 1"
+            )
+            if await cursor.fetchone():
+                return
+            await conn.rollback()
+            await asyncio.sleep(0.05)
 
 
 async def s3_user(s3_client: httpx.AsyncClient, make_user) -> Any:
@@ -121,6 +145,7 @@ async def test_replacing_a_photo_deletes_the_old_object(
     old = object_key(s3_settings, await upload(s3_client, user, image_bytes("JPEG"), "image/jpeg"))
     new = object_key(s3_settings, await upload(s3_client, user, image_bytes("PNG"), "image/png"))
     assert old != new
+    await until_gone(s3, s3_settings, old)
     assert await user_objects(s3, s3_settings, user) == [new]
 
 
@@ -142,7 +167,7 @@ async def test_deleting_the_after_hours_profile_deletes_the_object(
     key = object_key(s3_settings, await upload(s3_client, user, image_bytes("JPEG"), "image/jpeg"))
     r = await s3_client.delete("/api/after-hours/profile", headers=user.headers)
     assert r.status_code == 200, r.text
-    assert not await exists(s3, s3_settings, key)
+    await until_gone(s3, s3_settings, key)
 
 
 async def test_deleting_the_account_deletes_the_object(
@@ -153,7 +178,24 @@ async def test_deleting_the_account_deletes_the_object(
     assert await exists(s3, s3_settings, key)
     r = await s3_client.delete("/api/account", headers=user.headers)
     assert r.status_code == 200, r.text
-    assert not await exists(s3, s3_settings, key)
+    await until_gone(s3, s3_settings, key)
     assert await user_objects(s3, s3_settings, user) == []
     r = await s3_client.get("/api/profile", headers=user.headers)
     assert_error(r, 404, "NOT_FOUND")
+
+
+async def test_with_storage_down_deleting_the_account_succeeds_and_the_photo_goes_later(
+    s3_client: httpx.AsyncClient, make_user, s3: Any, s3_settings: Settings, s3_server: Any
+) -> None:
+    user = await s3_user(s3_client, make_user)
+    key = object_key(s3_settings, await upload(s3_client, user, image_bytes("JPEG"), "image/jpeg"))
+    s3_server.stop()
+    try:
+        r = await s3_client.delete("/api/account", headers=user.headers)
+        assert r.status_code == 200, r.text  # the account is gone: that is the answer
+        assert_error(await s3_client.get("/api/profile", headers=user.headers), 404, "NOT_FOUND")
+        await tried_again(s3_settings.database_url or "")  # refused while storage is down
+    finally:
+        s3_server.start()
+    assert await exists(s3, s3_settings, key)  # not deleted yet: storage was down
+    await until_gone(s3, s3_settings, key, within=15)  # retried once storage is back

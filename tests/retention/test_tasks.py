@@ -115,9 +115,7 @@ async def test_nightly_cleanup_deletes_what_it_names_and_keeps_the_rest(
     database = Database(isolated_url)
     try:
         with frozen_at(now):
-            counts = await tasks.nightly_cleanup_now(
-                database, storage, wiring.lifecycle(settings).sessions
-            )
+            counts = await tasks.nightly_cleanup_now(database, wiring.lifecycle(settings).sessions)
     finally:
         await database.dispose()
     assert counts == {
@@ -152,7 +150,10 @@ async def test_nightly_cleanup_deletes_what_it_names_and_keeps_the_rest(
         assert sorted(await rows("SELECT user_id FROM after_hours_preferences")) == sorted(
             [(u[3],), (u[0],)]
         )
-    assert not storage.path(f"{u[4]}/orphan.jpg").exists()
+        # The orphan's photo goes by a job (tests/profiles/test_photo_deletion.py runs it).
+        assert await rows(
+            "SELECT args FROM procrastinate_jobs WHERE task_name = 'profiles:delete_photos'"
+        ) == [({"keys": [f"{u[4]}/orphan.jpg"], "attempt": 0},)]
 
 
 def test_retention_runs_nightly_at_3_and_4_utc() -> None:

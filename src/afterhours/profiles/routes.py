@@ -1,16 +1,13 @@
-import asyncio
 import uuid
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 
 from afterhours import clock
 from afterhours.auth import DB, CurrentUser, PremiumUser
-from afterhours.db import after_commit
 from afterhours.errors import validation_error
 from afterhours.openapi import errors
-from afterhours.profiles import photos, service
+from afterhours.profiles import photos, service, tasks
 from afterhours.profiles.models import AfterHoursProfile, Preferences, Profile
 from afterhours.profiles.schemas import (
     AfterHoursProfileIn,
@@ -44,10 +41,6 @@ def get_reactions(request: Request) -> service.Reactions:
 
 
 Reactions = Annotated[service.Reactions, Depends(get_reactions)]
-
-
-async def remove_photos(storage: PhotoStorage, keys: list[str]) -> None:
-    await asyncio.gather(*(storage.delete(key) for key in keys))
 
 
 def profile_out(profile: Profile) -> ProfileOut:
@@ -93,7 +86,7 @@ async def delete_account(
     user: CurrentUser, db: DB, storage: Storage, reactions: Reactions
 ) -> MessageResponse:
     photo_keys = await service.delete_account(db, user_id=user.user_id, reactions=reactions)
-    after_commit(db, partial(remove_photos, storage, photo_keys))
+    await tasks.delete_later(db, photo_keys)
     return MessageResponse(message="Account deleted")
 
 
@@ -136,7 +129,7 @@ async def put_photo(
     await storage.put(key, clean, photos.OUTPUT_CONTENT_TYPE)
     previous = await service.set_photo(db, user_id=user.user_id, photo_key=key)
     if previous:
-        after_commit(db, partial(remove_photos, storage, [previous]))
+        await tasks.delete_later(db, [previous])
     return PhotoResponse(photo_url=storage.url(key))
 
 
@@ -156,7 +149,7 @@ async def delete_after_hours_profile(
         db, user_id=user.user_id, reactions=reactions
     )
     if photo_key:
-        after_commit(db, partial(remove_photos, storage, [photo_key]))
+        await tasks.delete_later(db, [photo_key])
     return MessageResponse(message="After Hours profile deleted")
 
 

@@ -19,13 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock
 from afterhours.chat.models import Message
-from afterhours.db import after_commit
 from afterhours.matching.models import Decline, Match, Participant
 from afterhours.moderation.service import held_by_open_report
+from afterhours.profiles import tasks as photo_tasks
 from afterhours.profiles.models import AfterHoursProfile, Preferences, Profile
 from afterhours.realtime import UserEvent
 from afterhours.sessions import service as sessions
-from afterhours.storage import PhotoStorage
 from afterhours.users import DeviceFingerprint
 
 BATCH = 5_000
@@ -137,34 +136,23 @@ async def delete_stale_fingerprints(db: AsyncSession, limit: int) -> int:
     )
 
 
-def delete_orphan_profiles(storage: PhotoStorage) -> Callable[[AsyncSession, int], Awaitable[int]]:
+async def delete_orphan_profiles(db: AsyncSession, limit: int) -> int:
     """After Hours profiles whose base profile is gone (the host app deleted it): useless, as
-    nobody can start a session or be matched without one. Their photos go after commit."""
-
-    async def run(db: AsyncSession, limit: int) -> int:
-        batch = (
-            select(AfterHoursProfile.user_id)
-            .where(~exists().where(Profile.user_id == AfterHoursProfile.user_id))
-            .limit(limit)
+    nobody can start a session or be matched without one. Their photos go by a job."""
+    batch = (
+        select(AfterHoursProfile.user_id)
+        .where(~exists().where(Profile.user_id == AfterHoursProfile.user_id))
+        .limit(limit)
+    )
+    keys = list(
+        await db.scalars(
+            delete(AfterHoursProfile)
+            .where(AfterHoursProfile.user_id.in_(batch))
+            .returning(AfterHoursProfile.photo_key)
         )
-        keys = list(
-            await db.scalars(
-                delete(AfterHoursProfile)
-                .where(AfterHoursProfile.user_id.in_(batch))
-                .returning(AfterHoursProfile.photo_key)
-            )
-        )
-        photos = [key for key in keys if key]
-
-        async def remove_photos() -> None:
-            for key in photos:
-                await storage.delete(key)
-
-        if photos:
-            after_commit(db, remove_photos)
-        return len(keys)
-
-    return run
+    )
+    await photo_tasks.delete_later(db, [key for key in keys if key])
+    return len(keys)
 
 
 async def delete_orphan_preferences(db: AsyncSession, limit: int) -> int:
@@ -196,13 +184,13 @@ async def delete_orphan_matches(db: AsyncSession, limit: int) -> int:
     return _count(await db.execute(delete(Match).where(Match.id.in_(batch))))
 
 
-def nightly_steps(storage: PhotoStorage, reactions: sessions.Reactions) -> list[Step]:
+def nightly_steps(reactions: sessions.Reactions) -> list[Step]:
     return [
         Step("sessions_closed", close_stale_sessions(reactions), batch=sessions.CLOSE_BATCH),
         Step("declines_deleted", delete_old_declines),
         Step("events_deleted", delete_old_events),
         Step("fingerprints_deleted", delete_stale_fingerprints),
-        Step("orphan_profiles_deleted", delete_orphan_profiles(storage)),
+        Step("orphan_profiles_deleted", delete_orphan_profiles),
         Step("orphan_preferences_deleted", delete_orphan_preferences),
         Step("orphan_matches_deleted", delete_orphan_matches),
     ]

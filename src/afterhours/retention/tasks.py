@@ -15,7 +15,6 @@ from afterhours.db import Database
 from afterhours.jobs import runtime
 from afterhours.retention import service
 from afterhours.sessions import service as sessions
-from afterhours.storage import PhotoStorage
 
 log = logging.getLogger("afterhours.retention")
 
@@ -41,10 +40,8 @@ async def purge_chats_now(database: Database) -> dict[str, int]:
     return await run_steps(database, service.chat_steps())
 
 
-async def nightly_cleanup_now(
-    database: Database, storage: PhotoStorage, reactions: sessions.Reactions
-) -> dict[str, int]:
-    return await run_steps(database, service.nightly_steps(storage, reactions))
+async def nightly_cleanup_now(database: Database, reactions: sessions.Reactions) -> dict[str, int]:
+    return await run_steps(database, service.nightly_steps(reactions))
 
 
 @blueprint.task(
@@ -64,7 +61,7 @@ async def purge_chats(context: procrastinate.JobContext, timestamp: int) -> None
 async def nightly_cleanup(context: procrastinate.JobContext, timestamp: int) -> None:
     """04:00 UTC, after the chat purge: stale sessions, old declines and events, orphans."""
     rt = runtime(context)
-    await nightly_cleanup_now(rt.db, rt.storage, rt.lifecycle.sessions)
+    await nightly_cleanup_now(rt.db, rt.lifecycle.sessions)
 
 
 blueprint.periodic(cron="0 3 * * *", periodic_id="retention:purge_chats")(purge_chats)
