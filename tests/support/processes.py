@@ -39,19 +39,17 @@ def environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-@asynccontextmanager
-async def worker_process(
-    settings: Settings, *, log: Path | None = None
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`afterhours worker` (its log to `log` when given); on leaving, SIGTERM, and it must stop
-    cleanly (unless already gone)."""
+async def afterhours(
+    settings: Settings, args: list[str], log: Path | None
+) -> asyncio.subprocess.Process:
+    """`afterhours <args>` configured by `settings`, its log to `log` when given."""
     output = log.open("ab") if log else None
     try:
-        proc = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "afterhours",
-            "worker",
+            *args,
             env=environment(settings),
             cwd=ROOT,
             stderr=output,
@@ -59,6 +57,15 @@ async def worker_process(
     finally:
         if output:
             output.close()  # the child has its own copy
+
+
+@asynccontextmanager
+async def worker_process(
+    settings: Settings, *, log: Path | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`afterhours worker` (its log to `log` when given); on leaving, SIGTERM, and it must stop
+    cleanly (unless already gone)."""
+    proc = await afterhours(settings, ["worker"], log)
     try:
         yield proc
     finally:
@@ -88,21 +95,7 @@ async def serve_process(
     URL). Its log goes to `log` when given."""
     port = port or free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
-    output = log.open("ab") if log else None
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "afterhours",
-            *args,
-            *([] if with_worker else ["--no-worker"]),
-            env=environment(settings),
-            cwd=ROOT,
-            stderr=output,
-        )
-    finally:
-        if output:
-            output.close()  # the child has its own copy
+    proc = await afterhours(settings, args + ([] if with_worker else ["--no-worker"]), log)
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base) as client, asyncio.timeout(60):
