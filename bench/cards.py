@@ -8,16 +8,10 @@ one procrastinate lock for all matching jobs (before) this was up to the whole d
 """
 
 import asyncio
-import os
 import random
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,8 +19,7 @@ import socketio
 
 from afterhours.auth import TokenVerifier
 from afterhours.settings import Settings
-from bench.chat import free_port, wait_http
-from bench.common import ROOT, Report, scratch_database
+from bench.common import Report, afterhours_serve, scratch_database
 
 SECRET = "bench-" + "c" * 64
 START_DELAY = 1.0
@@ -92,34 +85,19 @@ async def drive(base: str, verifier: TokenVerifier) -> list[float]:
 
 
 def run(report: Report) -> None:
-    with scratch_database("cards") as url:
-        data_dir = Path(tempfile.mkdtemp(prefix="bench-cards-"))
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "AFTERHOURS_JWT_SECRET": SECRET,
-            "AFTERHOURS_DATA_DIR": str(data_dir),
-            "AFTERHOURS_MATCH_DELAY_START_SECONDS": str(START_DELAY),
-            "AFTERHOURS_MATCH_SWEEP_SECONDS": str(SWEEP),
-            "AFTERHOURS_WORKER_POLL_SECONDS": "0.1",
-        }
-        env.pop("REDIS_URL", None)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "afterhours", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stderr=subprocess.DEVNULL,
-        )
-        verifier = TokenVerifier(Settings(jwt_secret=SECRET, _env_file=None))  # type: ignore[call-arg]
-        try:
-            base = f"http://127.0.0.1:{port}"
-            asyncio.run(wait_http(base, "/ready", proc))
-            times = asyncio.run(drive(base, verifier))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-            shutil.rmtree(data_dir, ignore_errors=True)
+    verifier = TokenVerifier(Settings(jwt_secret=SECRET, _env_file=None))  # type: ignore[call-arg]
+    with (
+        scratch_database("cards") as url,
+        afterhours_serve(
+            url,
+            SECRET,
+            "/ready",
+            match_delay_start_seconds=str(START_DELAY),
+            match_sweep_seconds=str(SWEEP),
+            worker_poll_seconds="0.1",
+        ) as base,
+    ):
+        times = asyncio.run(drive(base, verifier))
     report.add(
         "matching",
         "cards after an unrelated decline",

@@ -17,24 +17,20 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import socketio
 
 from afterhours.auth import TokenVerifier
 from afterhours.cli import tune_gc
 from afterhours.settings import Settings
-from bench.common import ROOT, Report, scratch_database
+from bench.common import ROOT, Report, afterhours_serve, free_port, scratch_database, wait_http
 
 USERS = 1_000
 CHATS = USERS // 2
@@ -43,12 +39,6 @@ PACED_PER_CHAT = 4
 BURST_PER_CHAT = 10
 SECRET = "bench-" + "s" * 64
 RELAY = ROOT / "bench" / "node_relay"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def populate(url: str) -> list[tuple[str, str, str]]:
@@ -164,47 +154,12 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-async def wait_http(url: str, path: str, proc: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}")
-            try:
-                if (await client.get(url + path)).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("server did not come up")
-
-
 def run_ours(url: str, chats: list[tuple[str, str, str]]) -> dict[str, Any]:
-    port = free_port()
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-chat-"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "AFTERHOURS_JWT_SECRET": SECRET,
-        "AFTERHOURS_DATA_DIR": str(data_dir),
-    }
-    env.pop("REDIS_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "afterhours", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
     verifier = TokenVerifier(Settings(jwt_secret=SECRET, _env_file=None))  # type: ignore[call-arg]
     users = [u for _, a, b in chats for u in (a, b)]
     auth = {u: {"token": verifier.issue(uuid.UUID(u), premium=True)} for u in users}
-    try:
-        base = f"http://127.0.0.1:{port}"
-        asyncio.run(wait_http(base, "/health", proc))
+    with afterhours_serve(url, SECRET, "/health") as base:
         return asyncio.run(drive(base, auth, chats))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def run_relay(chats: list[tuple[str, str, str]]) -> dict[str, Any] | None:

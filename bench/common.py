@@ -1,7 +1,14 @@
 """What every benchmark shares: a scratch database on the embedded server, and the report."""
 
+import asyncio
 import json
+import os
 import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -9,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pgserver
 import psycopg
 
@@ -33,6 +41,56 @@ def scratch_database(label: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_http(url: str, path: str, proc: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            try:
+                if (await client.get(url + path)).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not come up")
+
+
+@contextmanager
+def afterhours_serve(url: str, secret: str, ready: str, **settings: str) -> Iterator[str]:
+    """`afterhours serve` (worker in-process) on the database at `url` and a scratch data dir,
+    with AFTERHOURS_<name> `settings`, once `ready` answers below 500; yields its base URL."""
+    port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "AFTERHOURS_JWT_SECRET": secret,
+        "AFTERHOURS_DATA_DIR": str(data_dir),
+        **{f"AFTERHOURS_{name.upper()}": value for name, value in settings.items()},
+    }
+    env.pop("REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "afterhours", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(wait_http(base, ready, proc))
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @dataclass
