@@ -16,10 +16,11 @@ from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from afterhours import jobs, migrations, realtime, wiring
+from afterhours import jobs, migrations, realtime, serving, wiring
 from afterhours.auth import TokenVerifier
 from afterhours.db import Database, libpq_url
 from afterhours.errors import AppError, install_handlers, render
+from afterhours.presence import Presence
 from afterhours.settings import Settings, get_settings, persistent_secret
 from afterhours.storage import PHOTO_ROUTE, LocalStorage, make_storage
 
@@ -111,17 +112,25 @@ def create_app(
     jobs.register_tasks(wiring.JOB_BLUEPRINTS)
     sio = realtime.create_server(settings, url)
     # The engine connects lazily: built now, so everything below is handed the one database.
-    db = Database(url, outbox=realtime.Emitter(sio.manager, has_sockets=True))
+    outbox = realtime.Emitter(
+        sio.manager, has_sockets=True, reactions=wiring.event_reactions(settings)
+    )
+    db = Database(url, outbox=outbox)
+    presence = Presence(db, settings.presence_heartbeat_seconds)
     lifecycle = wiring.lifecycle(settings)
     storage = make_storage(settings)
+    gateway = wiring.push_gateway(settings) if with_worker else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker: asyncio.Task[None] | None = None
         pool = None
+        presence.start()
         if with_worker:
             pool = await jobs.open_job_app(url)
-            rt = jobs.Runtime(settings=settings, db=db, storage=storage, lifecycle=lifecycle)
+            rt = jobs.Runtime(
+                settings=settings, db=db, storage=storage, lifecycle=lifecycle, push=gateway
+            )
             worker = asyncio.create_task(jobs.run_worker(rt, name="in-process"))
             worker.add_done_callback(partial(_worker_ended, on_worker_gave_up))
         try:
@@ -133,6 +142,9 @@ def create_app(
                     await worker
             if pool is not None:
                 await pool.close()
+            if gateway is not None:
+                await gateway.aclose()
+            await presence.stop()
             await sio.shutdown()
             await realtime.stop_listening(sio)
             await db.dispose()
@@ -155,7 +167,7 @@ def create_app(
     install_handlers(api)
     for router in wiring.ROUTERS:
         api.include_router(router)
-    wiring.install_socket_handlers(sio, api.state.verifier, db)
+    wiring.install_socket_handlers(sio, api.state.verifier, db, presence)
 
     @api.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:
@@ -187,7 +199,7 @@ def create_app(
     http = RequestId(
         BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
     )
-    return realtime.SocketApp(sio, other_asgi_app=http, socketio_path="socket.io")
+    return serving.SocketApp(sio, other_asgi_app=http, socketio_path="socket.io")
 
 
 def _worker_ended(

@@ -20,6 +20,7 @@ from afterhours.settings import Settings
 from afterhours.storage import PhotoStorage
 
 if TYPE_CHECKING:
+    from afterhours.push.gateway import Gateway
     from afterhours.wiring import Lifecycle
 
 log = logging.getLogger("afterhours.jobs")
@@ -64,6 +65,16 @@ async def defer(
         pass
 
 
+async def defer_many(
+    db: AsyncSession, task: str, kwargs: list[dict[str, Any]], *, at: datetime | None = None
+) -> None:
+    """Defer one `task` job per entry of `kwargs` inside `db`'s transaction, in one statement."""
+    if kwargs:
+        connection = await raw_connection(db)
+        deferrer = job_app.configure_task(task, schedule_at=at, connection=connection)
+        await deferrer.batch_defer_async(*kwargs)
+
+
 @dataclass
 class Runtime:
     """What a task needs from the process it runs in; reaches tasks through the job context."""
@@ -72,6 +83,7 @@ class Runtime:
     db: Database
     storage: PhotoStorage
     lifecycle: "Lifecycle"
+    push: "Gateway | None" = None  # None: push is off
 
 
 def runtime(context: procrastinate.JobContext) -> Runtime:

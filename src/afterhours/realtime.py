@@ -8,11 +8,9 @@ away asks for what it missed (`lastSeq` at connect, or `GET /api/after-hours/eve
 import asyncio
 import contextlib
 import logging
-import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -43,8 +41,10 @@ from afterhours.db import (
     stage_events,
 )
 from afterhours.errors import SERVICE_UNAVAILABLE, AppError, ack_error, from_validation_error
+from afterhours.presence import Presence
 from afterhours.pubsub import CompactJson, PostgresManager
 from afterhours.schemas import WireModel
+from afterhours.serving import ProtocolLog
 from afterhours.settings import Settings
 
 log = logging.getLogger("afterhours.realtime")
@@ -79,7 +79,10 @@ def room(user_id: uuid.UUID | str) -> str:
     return f"user:{user_id}"
 
 
-Staged = list[tuple[str, str, dict[str, Any]]]  # (room, event name, payload with seq)
+Staged = list[tuple[uuid.UUID, str, dict[str, Any]]]  # (user, event name, payload with seq)
+# What reacts to a transaction's events inside it, just before it commits (push, for users
+# away from every socket); wired in afterhours.wiring.
+EventReaction = Callable[[AsyncSession, Staged], Awaitable[None]]
 
 
 class Emitter:
@@ -92,13 +95,18 @@ class Emitter:
     (Redis) publish after commit.
     """
 
-    def __init__(self, manager: Any, *, has_sockets: bool) -> None:
+    def __init__(
+        self, manager: Any, *, has_sockets: bool, reactions: Sequence[EventReaction] = ()
+    ) -> None:
         self.manager = manager
         self.has_sockets = has_sockets
+        self.reactions = reactions
 
     async def stage(self, db: AsyncSession, staged: Staged) -> None:
+        for react in self.reactions:
+            await react(db, staged)
         if isinstance(self.manager, PostgresManager):
-            messages = [self.manager.message(name, data, to) for to, name, data in staged]
+            messages = [self.manager.message(name, data, room(to)) for to, name, data in staged]
             await self.manager.notify_within(db, messages)
             if self.has_sockets:
                 after_commit(db, lambda: self.manager.deliver_here(messages))
@@ -108,7 +116,7 @@ class Emitter:
     async def _publish(self, staged: Staged) -> None:
         for to, name, data in staged:
             try:
-                await self.manager.emit(name, data, namespace="/", room=to)
+                await self.manager.emit(name, data, namespace="/", room=room(to))
             except Exception:  # the event is stored; the client catches up by seq
                 log.exception("emit_failed event=%s room=%s", name, to)
 
@@ -161,7 +169,7 @@ async def emit_payloads(
         seq = next_seq[user_id]
         next_seq[user_id] += 1
         rows.append((user_id, seq, name, to_json(data).decode()))
-        staged.append((room(user_id), name, {**data, "seq": seq}))
+        staged.append((user_id, name, {**data, "seq": seq}))
         seqs.append(seq)
     await _store(db, rows)
     stage_events(db, staged)
@@ -248,63 +256,14 @@ async def stop_listening(sio: socketio.AsyncServer) -> None:
             await listener
 
 
-def external_emitter(settings: Settings) -> Emitter:
+def external_emitter(settings: Settings, reactions: Sequence[EventReaction] = ()) -> Emitter:
     """For a process without sockets (a standalone worker): publish only."""
     assert settings.database_url
     manager = client_manager(settings, settings.database_url, write_only=True)
-    return Emitter(manager, has_sockets=False)
+    return Emitter(manager, has_sockets=False, reactions=reactions)
 
 
 # --- the server and its handlers ---------------------------------------------------------
-
-
-class ProtocolLog:
-    """The logger python-engineio and python-socketio write to. Malformed frames from a client
-    (no auth needed) make them log a traceback each, about 1 KB of log per 2-byte frame; here
-    each such error is one short line, at most one a second (the rest are counted in the next)."""
-
-    def __init__(self, name: str, every: float = 1.0) -> None:
-        self._log = logging.getLogger(name)
-        self._every = every
-        self._last = -every
-        self._skipped = 0
-
-    def exception(self, message: str, *args: Any, **_: Any) -> None:
-        self.error(message, *args)
-
-    def error(self, message: str, *args: Any, **_: Any) -> None:
-        now = time.monotonic()
-        if now - self._last < self._every:
-            self._skipped += 1
-            return
-        error = sys.exc_info()[1]
-        self._log.warning(
-            "malformed_socket_traffic what=%r error=%s skipped=%d",
-            (message % args if args else message)[:80],
-            type(error).__name__ if error else "-",
-            self._skipped,
-        )
-        self._last, self._skipped = now, 0
-
-    warning = error
-
-    def info(self, *_: Any, **__: Any) -> None:
-        pass  # per-connection chatter
-
-    debug = info
-
-
-class SocketApp(socketio.ASGIApp):  # type: ignore[misc]
-    """Socket.IO's ASGI app. An empty websocket frame's ValueError escapes engineio and would be
-    uvicorn's traceback; it is one ProtocolLog line instead."""
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        except ValueError:
-            if scope["type"] != "websocket":
-                raise
-            self.engineio_server.eio.logger.error("websocket frame")
 
 
 def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
@@ -320,7 +279,12 @@ def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
     )
 
 
-def install_connect(sio: socketio.AsyncServer, verifier: TokenVerifier, database: Database) -> None:
+def install_connect(
+    sio: socketio.AsyncServer, verifier: TokenVerifier, database: Database, presence: Presence
+) -> None:
+    """Connect (auth, the user's room, replay of what was missed) and disconnect, both counted
+    in `presence`."""
+
     async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
         auth = auth if isinstance(auth, dict) else {}
         try:
@@ -332,6 +296,7 @@ def install_connect(sio: socketio.AsyncServer, verifier: TokenVerifier, database
             ) from exc
         await sio.save_session(sid, {"identity": identity})
         await sio.enter_room(sid, room(identity.user_id))
+        presence.connected(identity.user_id)
         last_seq = auth.get("lastSeq")
         if isinstance(last_seq, int) and not isinstance(last_seq, bool) and last_seq >= 0:
             # Joined the room first, so nothing falls between replay and live events; the client
@@ -343,7 +308,13 @@ def install_connect(sio: socketio.AsyncServer, verifier: TokenVerifier, database
             for row in missed:
                 await sio.emit(row.event, {**row.data, "seq": row.seq}, to=sid)
 
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        session = await sio.get_session(sid)
+        if "identity" in session:
+            presence.disconnected(session["identity"].user_id)
+
     sio.on("connect", connect)
+    sio.on("disconnect", disconnect)
 
 
 Payload = TypeVar("Payload", bound=BaseModel)

@@ -1,9 +1,14 @@
-"""How `afterhours serve` speaks HTTP: uvicorn with httptools, headers bounded, and a shutdown
-that lets requests in flight finish and tells every socket to reconnect elsewhere."""
+"""How `afterhours serve` speaks HTTP: uvicorn with httptools, headers bounded, malformed socket
+traffic logged briefly, and a shutdown that lets requests in flight finish and tells every socket
+to reconnect elsewhere."""
 
 import json
+import logging
+import sys
+import time
 from typing import Any
 
+import socketio
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -82,3 +87,52 @@ def graceful_server(config: uvicorn.Config, engine: Any) -> uvicorn.Server:
             await super().shutdown(sockets)
 
     return GracefulServer(config)
+
+
+class ProtocolLog:
+    """The logger python-engineio and python-socketio write to. Malformed frames from a client
+    (no auth needed) make them log a traceback each, about 1 KB of log per 2-byte frame; here
+    each such error is one short line, at most one a second (the rest are counted in the next)."""
+
+    def __init__(self, name: str, every: float = 1.0) -> None:
+        self._log = logging.getLogger(name)
+        self._every = every
+        self._last = -every
+        self._skipped = 0
+
+    def exception(self, message: str, *args: Any, **_: Any) -> None:
+        self.error(message, *args)
+
+    def error(self, message: str, *args: Any, **_: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self._skipped += 1
+            return
+        error = sys.exc_info()[1]
+        self._log.warning(
+            "malformed_socket_traffic what=%r error=%s skipped=%d",
+            (message % args if args else message)[:80],
+            type(error).__name__ if error else "-",
+            self._skipped,
+        )
+        self._last, self._skipped = now, 0
+
+    warning = error
+
+    def info(self, *_: Any, **__: Any) -> None:
+        pass  # per-connection chatter
+
+    debug = info
+
+
+class SocketApp(socketio.ASGIApp):  # type: ignore[misc]
+    """Socket.IO's ASGI app. An empty websocket frame's ValueError escapes engineio and would be
+    uvicorn's traceback; it is one ProtocolLog line instead."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ValueError:
+            if scope["type"] != "websocket":
+                raise
+            self.engineio_server.eio.logger.error("websocket frame")

@@ -4,7 +4,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     socket_ping_interval_seconds: float = 25.0
     socket_ping_timeout_seconds: float = 20.0
 
+    # Each serving process says it is alive this often; its sockets' users count as away once
+    # it has been silent for three of these (a killed process).
+    presence_heartbeat_seconds: float = 10.0
+
+    # Push through the host app's gateway (docs/events.md): off while the URL is unset.
+    push_webhook_url: str | None = None
+    push_webhook_secret: str | None = None
+    # Events for one user within this long go out as one push (a burst of messages).
+    push_collapse_seconds: float = 2.0
+    # A gateway that fails (5xx, timeout) is tried again after this, then twice as long each
+    # time, for push_attempts calls in all.
+    push_retry_seconds: float = 2.0
+    push_attempts: int = 6
+    push_timeout_seconds: float = 5.0
+
     photo_url_ttl_seconds: int = 3600
     # A photo storage refused to delete is tried again after this, then twice as long each time.
     photo_delete_retry_seconds: float = 30.0
@@ -77,6 +92,15 @@ class Settings(BaseSettings):
     @property
     def s3_enabled(self) -> bool:
         return bool(self.s3_bucket)
+
+    @model_validator(mode="after")
+    def check_push(self) -> "Settings":
+        if self.push_webhook_url and len(self.push_webhook_secret or "") < 32:
+            raise ValueError(
+                "AFTERHOURS_PUSH_WEBHOOK_URL needs AFTERHOURS_PUSH_WEBHOOK_SECRET"
+                " (at least 32 characters; `openssl rand -hex 32` makes one)"
+            )
+        return self
 
 
 def persistent_secret(settings: Settings, name: str) -> str:

@@ -7,6 +7,7 @@ reaction, their jobs and their events commit together (or not at all).
 """
 
 import asyncio
+import logging
 import signal
 from dataclasses import dataclass
 from functools import partial
@@ -27,9 +28,14 @@ from afterhours.matching.routes import router as matching_router
 from afterhours.matching.tasks import blueprint as matching_tasks
 from afterhours.moderation import service as moderation
 from afterhours.moderation.routes import router as moderation_router
+from afterhours.presence import Presence
 from afterhours.profiles import service as profiles
 from afterhours.profiles.routes import router as profiles_router
 from afterhours.profiles.tasks import blueprint as profiles_tasks
+from afterhours.push import service as push
+from afterhours.push.gateway import Gateway
+from afterhours.push.routes import router as push_router
+from afterhours.push.tasks import blueprint as push_tasks
 from afterhours.replay.routes import router as replay_router
 from afterhours.retention.tasks import blueprint as retention_tasks
 from afterhours.safety import service as safety
@@ -39,6 +45,8 @@ from afterhours.sessions.routes import router as sessions_router
 from afterhours.sessions.tasks import blueprint as sessions_tasks
 from afterhours.settings import Settings
 from afterhours.storage import make_storage
+
+log = logging.getLogger("afterhours.wiring")
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,27 @@ def lifecycle(settings: Settings) -> Lifecycle:
     )
 
 
+def event_reactions(settings: Settings) -> list[realtime.EventReaction]:
+    """What reacts to every transaction's events, inside it: push, for users away."""
+    if not settings.push_webhook_url:
+        return []
+    return [partial(push.queue_for_away, settings=settings)]
+
+
+def push_gateway(settings: Settings) -> Gateway | None:
+    """The host app's push gateway, or None (push off, said once in this process's log)."""
+    if not settings.push_webhook_url:
+        log.info("push_off reason=AFTERHOURS_PUSH_WEBHOOK_URL_unset")
+        return None
+    assert settings.push_webhook_secret  # Settings checks it comes with the URL
+    return Gateway(
+        settings.push_webhook_url, settings.push_webhook_secret, settings.push_timeout_seconds
+    )
+
+
 # Jobs, by namespace: task "matching:attempt" is matching_tasks' "attempt".
 JOB_BLUEPRINTS: dict[str, procrastinate.Blueprint] = {
+    "push": push_tasks,
     "profiles": profiles_tasks,
     "sessions": sessions_tasks,
     "matching": matching_tasks,
@@ -96,14 +123,16 @@ ROUTERS: list[APIRouter] = [
     safety_router,
     moderation_router,
     replay_router,
+    push_router,
 ]
 
 
 def install_socket_handlers(
-    sio: socketio.AsyncServer, verifier: TokenVerifier, database: Database
+    sio: socketio.AsyncServer, verifier: TokenVerifier, database: Database, presence: Presence
 ) -> None:
-    """Connect (auth, rooms, replay) and the client events, each answered through its ack."""
-    realtime.install_connect(sio, verifier, database)
+    """Connect (auth, rooms, replay, presence) and the client events, each answered through
+    its ack."""
+    realtime.install_connect(sio, verifier, database, presence)
     writer = MessageWriter(database)
     send = chat_events.message_sender(writer)
     realtime.ack_handler(sio, "after_hours:send_message", SendMessageIn, send)
@@ -117,10 +146,16 @@ async def run_worker_alone(settings: Settings) -> None:
     stop it cleanly (running jobs finish); it raises jobs.WorkerGaveUp if it cannot go on."""
     assert settings.database_url
     jobs.register_tasks(JOB_BLUEPRINTS)
-    db = Database(settings.database_url, outbox=realtime.external_emitter(settings))
+    outbox = realtime.external_emitter(settings, event_reactions(settings))
+    db = Database(settings.database_url, outbox=outbox)
     pool = await jobs.open_job_app(settings.database_url)
+    gateway = push_gateway(settings)
     rt = jobs.Runtime(
-        settings=settings, db=db, storage=make_storage(settings), lifecycle=lifecycle(settings)
+        settings=settings,
+        db=db,
+        storage=make_storage(settings),
+        lifecycle=lifecycle(settings),
+        push=gateway,
     )
     worker = asyncio.create_task(jobs.run_worker(rt, name="standalone"))
     loop = asyncio.get_running_loop()
@@ -133,3 +168,5 @@ async def run_worker_alone(settings: Settings) -> None:
     finally:
         await pool.close()
         await db.dispose()
+        if gateway is not None:
+            await gateway.aclose()

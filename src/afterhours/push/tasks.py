@@ -1,0 +1,90 @@
+"""The job that sends a pending push, and tries again while the gateway fails."""
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import procrastinate
+
+from afterhours import clock, jobs, presence
+from afterhours.jobs import runtime
+from afterhours.push import service
+
+log = logging.getLogger("afterhours.push")
+
+blueprint = procrastinate.Blueprint()
+
+
+@blueprint.task(name="send", pass_context=True, retry=jobs.RETRY_AFTER_OUTAGE)
+async def send(
+    context: procrastinate.JobContext,
+    user_id: str,
+    pending: dict[str, Any] | None = None,
+    attempt: int = 0,
+) -> None:
+    """Send the user's pending push (or, on a retry, the one given), unless they have come
+    back to a socket meanwhile: their app then has the events already."""
+    rt = runtime(context)
+    user = uuid.UUID(user_id)
+    settings = rt.settings
+    async with rt.db.transaction() as db:
+        pending = pending or await service.take_pending(db, user)
+        if pending is None:
+            return
+        if await presence.online(db, [user], settings.presence_heartbeat_seconds):
+            log.info("push_skipped user=%s seq=%s reason=online", user, pending["seq"])
+            return
+        devices = await service.devices_of(db, user)
+    if not devices:
+        log.info("push_skipped user=%s seq=%s reason=no_devices", user, pending["seq"])
+        return
+    if rt.push is None:
+        log.warning("push_dropped user=%s seq=%s reason=push_off", user, pending["seq"])
+        return
+    what = f"user={user} event={pending['event']} seq={pending['seq']} attempt={attempt + 1}"
+    try:
+        response: httpx.Response | None = await rt.push.post(
+            service.push_body(user, pending, devices)
+        )
+    except httpx.TransportError as exc:
+        response, failure = None, type(exc).__name__
+    if response is not None:
+        status = response.status_code
+        if status < 300 or status == 410:
+            # 410: every token of this call is dead; a 2xx may name some that are.
+            dead = [d["token"] for d in devices] if status == 410 else _invalid_tokens(response)
+            if dead:
+                async with rt.db.transaction() as db:
+                    await service.forget_tokens(db, dead)
+            log.info("push_sent %s status=%d dead_tokens=%d", what, status, len(dead))
+            return
+        if status < 500 and status != 429:
+            log.error("push_refused %s status=%d", what, status)
+            return
+        failure = f"status_{status}"
+    if attempt + 1 >= settings.push_attempts:
+        log.error("push_gave_up %s error=%s", what, failure)
+        return
+    wait = settings.push_retry_seconds * 2**attempt
+    log.warning("push_failed %s error=%s retry_in=%.1fs", what, failure, wait)
+    async with rt.db.transaction() as db:
+        await jobs.defer(
+            db,
+            "push:send",
+            at=clock.now() + timedelta(seconds=wait),
+            user_id=user_id,
+            pending=pending,
+            attempt=attempt + 1,
+        )
+
+
+def _invalid_tokens(response: httpx.Response) -> list[str]:
+    """Tokens a gateway that fans out per device reports dead in a 2xx answer:
+    `{"invalidTokens": [...]}` (optional)."""
+    try:
+        named = response.json().get("invalidTokens", [])
+    except (ValueError, AttributeError):
+        return []
+    return [token for token in named if isinstance(token, str)] if isinstance(named, list) else []
