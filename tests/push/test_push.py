@@ -22,7 +22,7 @@ from tests.support.events import MATCH, MESSAGE
 from tests.support.gateway import SECRET, Gateway, push_gateway
 from tests.support.places import random_place
 from tests.support.processes import logged, serve_process
-from tests.support.server import fresh_database, settings_for
+from tests.support.server import ROOT, fresh_database, settings_for
 from tests.support.sessions import go
 from tests.support.waiting import until
 
@@ -146,6 +146,15 @@ async def settled(layout: Layout, user: User, within: float = 10) -> None:
     await until(idle, within=within)
 
 
+def documented_check() -> Any:
+    """The Python check docs/events.md gives gateway authors, run as written."""
+    doc = (ROOT / "docs" / "events.md").read_text()
+    code = doc.split("in constant time:\n\n```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(code, scope)  # noqa: S102 — our own documentation
+    return scope["verified"]
+
+
 async def test_a_match_wakes_a_phone_away_and_not_one_with_a_socket_on_another_process(
     layout: Layout,
 ) -> None:
@@ -153,6 +162,10 @@ async def test_a_match_wakes_a_phone_away_and_not_one_with_a_socket_on_another_p
     [call] = await layout.gateway.wait_for(x.id)
     assert call.signed_correctly()
     assert not call.signed_correctly(secret="another secret")
+    verified = documented_check()
+    headers = httpx.Headers(call.headers)
+    assert verified(SECRET.encode(), headers, call.raw)
+    assert not verified(SECRET.encode(), headers, call.raw.replace(b"match", b"matcH"))
     assert abs(int(call.headers["x-afterhours-timestamp"]) - time.time()) < 60
     body = call.body
     assert body["event"] == MATCH and isinstance(body["seq"], int)
