@@ -104,3 +104,40 @@ def _clamp(value: float, low: float, high: float) -> float:
 
 def _wrap_lon(lon: float) -> float:
     return (lon + 180) % 360 - 180
+
+
+@dataclass(frozen=True)
+class Box:
+    """A latitude/longitude rectangle, in degrees, half-open: south <= lat < north and
+    west <= lon < east (so boxes that share an edge never share a point)."""
+
+    south: float
+    north: float
+    west: float
+    east: float
+
+    def contains(self, lat: float, lon: float) -> bool:
+        return self.south <= lat < self.north and self.west <= lon < self.east
+
+    def reach(self, km: float) -> list["Box"]:
+        """Boxes covering every point within `km` of this one: itself widened, and split in two
+        where the widening crosses the antimeridian."""
+        dlat = km / KM_PER_DEGREE_LAT
+        south, north = max(-90.0, self.south - dlat), min(90.0001, self.north + dlat)
+        widest = max(abs(south), abs(min(north, 90.0)))  # the parallel nearest a pole
+        km_per_lon = KM_PER_DEGREE_LAT * math.cos(math.radians(widest))
+        dlon = km / km_per_lon if km_per_lon > km / 180 else 360.0
+        west, east = self.west - dlon, self.east + dlon
+        if east - west >= 360:
+            return [Box(south, north, -180.0, 180.0001)]
+        boxes = [Box(south, north, max(west, -180.0), min(east, 180.0001))]
+        if west < -180:
+            boxes.append(Box(south, north, west + 360, 180.0001))
+        if east > 180:
+            boxes.append(Box(south, north, -180.0, east - 360))
+        return boxes
+
+
+def around(point: Point, km: float) -> list[Box]:
+    """Boxes covering every point within `km` of `point`."""
+    return Box(point.lat, point.lat, point.lon, point.lon).reach(km)

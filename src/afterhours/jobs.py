@@ -47,12 +47,13 @@ async def defer(
     *,
     at: datetime | None = None,
     queueing_lock: str | None = None,
+    lock: str | None = None,
     **kwargs: Any,
 ) -> None:
     """Defer `task` inside `db`'s transaction: the job exists if and only if the change commits."""
     connection = await raw_connection(db)
     deferrer = job_app.configure_task(
-        task, schedule_at=at, queueing_lock=queueing_lock, connection=connection
+        task, schedule_at=at, queueing_lock=queueing_lock, lock=lock, connection=connection
     )
     if queueing_lock is None:
         await deferrer.defer_async(**kwargs)

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     match_delay_start_seconds: float = 15.0
     match_delay_decline_seconds: float = 30.0
     auto_decline_seconds: float = 300.0
+    # The periodic sweep cuts the waiting world into shards of about this many people, each a
+    # job of its own (matching/shards.py); more workers then sweep more shards at once.
+    match_shard_users: int = 10_000
     worker_poll_seconds: float = 0.5
     # A worker reports every sixth of this; one silent for longer counts as gone: /ready fails
     # when none is left, and the jobs it was running go back to the queue.

@@ -90,11 +90,17 @@ def compatible(
 
 
 def pair(
-    w: Waiting, excluded: set[tuple[int, int]], *, first: int | None = None
+    w: Waiting,
+    excluded: set[tuple[int, int]],
+    *,
+    first: int | None = None,
+    owned: NDArray[np.bool_] | None = None,
 ) -> list[tuple[int, int, float]]:
     """Greedy pairs (i, j, km): in waiting order (`first` before everyone), each free user takes
     the nearest free compatible partner. `excluded` holds index pairs (either order) that must
-    not meet: blocks and recent declines.
+    not meet: blocks and recent declines. With `owned` (a shard's own people, the rest its
+    halo), only pairs whose longer-waiting member is owned are made: the other shard makes the
+    rest.
 
     Rounds: free users are put in one k-d tree per (gender, sought gender) class, so a user only
     ever looks at people of a gender they seek who seek theirs; each searcher gets its `k`
@@ -117,6 +123,8 @@ def pair(
             break
         who, whom, dist, full = _candidates(w, xyz, reach, free, searchers, k)
         ok = compatible(w, who, whom, dist) & (who != whom)
+        if owned is not None:
+            ok &= owned[np.where(rank[who] < rank[whom], who, whom)]
         who, whom, dist = who[ok], whom[ok], dist[ok]
         walk = np.lexsort((dist, rank[who]))
         made = 0

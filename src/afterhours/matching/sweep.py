@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from pydantic_core import to_jsonable_python
 from sqlalchemy import ARRAY, Uuid, and_, any_, bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from sqlalchemy.orm import aliased
 
 from afterhours import clock, geo, jobs, realtime
 from afterhours.db import any_of, execute_bulk, fetch_all
+from afterhours.geo import Box
 from afterhours.matching import engine
 from afterhours.matching.models import Decline, Match, Participant
 from afterhours.matching.schemas import MatchDelivered, NoMatches
@@ -44,19 +46,22 @@ async def sweep(
     settings: Settings,
     storage: PhotoStorage,
     focus_user: uuid.UUID | None = None,
+    shard: Box | None = None,
 ) -> SweepResult:
-    """Pair every waiting user (or those around `focus_user`, who goes first) in one pass."""
+    """Pair every waiting user in one pass: everyone, the people of one `shard` (with those
+    within reach of it as partners), or those around `focus_user`, who goes first."""
     now = clock.now()
-    around: geo.Point | None = None
+    within: list[Box] | None = None
     focus_session: Session | None = None
     if focus_user is not None:
         focus_session = await sessions.active_session(db, user_id=focus_user)
         if focus_session is None:
             return SweepResult(waiting=0, pairs=0, focus_paired=False)
-        around = geo.Point(focus_session.fuzzed_lat, focus_session.fuzzed_lon)
-    candidates = await sessions.matchable_sessions(
-        db, settings=settings, around=around, radius_km=MAX_DISTANCE_KM
-    )
+        point = geo.Point(focus_session.fuzzed_lat, focus_session.fuzzed_lon)
+        within = geo.around(point, MAX_DISTANCE_KM)
+    elif shard is not None:
+        within = shard.reach(MAX_DISTANCE_KM)
+    candidates = await sessions.matchable_sessions(db, settings=settings, within=within)
     busy = {
         user_id
         for (user_id,) in await fetch_all(
@@ -96,7 +101,14 @@ async def sweep(
         if a in index and b in index
     }
     first = index.get(focus_user) if focus_user is not None else None
-    pairs = engine.pair(waiting, excluded, first=first)
+    owned = (
+        None
+        if shard is None
+        else np.fromiter(
+            (shard.contains(s.fuzzed_lat, s.fuzzed_lon) for s in candidates), bool, len(candidates)
+        )
+    )
+    pairs = engine.pair(waiting, excluded, first=first, owned=owned)
     created = await create_matches(
         db,
         settings=settings,
@@ -104,7 +116,9 @@ async def sweep(
         pairs=[(candidates[i], candidates[j], km) for i, j, km in pairs],
         facts=facts,
     )
-    result = SweepResult(waiting=len(candidates), pairs=created)
+    result = SweepResult(
+        waiting=len(candidates) if owned is None else int(owned.sum()), pairs=created
+    )
     if focus_session is not None:
         result.focus_paired = (
             any(first in (i, j) for i, j, _ in pairs) if first is not None else False
@@ -116,7 +130,12 @@ async def sweep(
                 focus_session.user_id,
                 NoMatches(session_id=focus_session.id, active_users_nearby=nearby),
             )
-    log.info("match_sweep waiting=%d pairs=%d", result.waiting, result.pairs)
+    log.info(
+        "match_sweep shard=%s waiting=%d pairs=%d",
+        "-" if shard is None else f"{shard.south:g}:{shard.north:g}:{shard.west:g}:{shard.east:g}",
+        result.waiting,
+        result.pairs,
+    )
     return result
 
 

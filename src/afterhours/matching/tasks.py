@@ -1,18 +1,28 @@
 """Matching jobs.
 
-Sweeps take the procrastinate lock "matching:sweep", so two never run at once. Attempts take no
-lock: procrastinate holds back a job while any earlier job with its lock waits, even one scheduled
-minutes ahead, so a locked follow-up attempt after a decline would stall every sweep and every
-attempt in the service until it ran. An attempt running beside a sweep is safe: the open-match
-index (one open match per user) decides which of them gets a person, and the other drops the pair.
+The periodic sweep plans shards (matching.shards) and defers one shard sweep per shard, each
+under the lock and queueing lock of its own rectangle: shards are swept side by side, a shard
+never twice at once, and a slow one (a busy city) holds back only its own next turn.
+
+Attempts take no lock: procrastinate holds back a job while any earlier job with its lock
+waits, even one scheduled minutes ahead, so a locked follow-up attempt after a decline would
+stall every sweep and every attempt in the service until it ran. An attempt running beside a
+sweep is safe: the open-match index (one open match per user) decides which of them gets a
+person, and the other drops the pair.
 """
 
+import logging
 import uuid
 
 import procrastinate
 
+from afterhours import jobs
+from afterhours.geo import Box
 from afterhours.jobs import runtime
-from afterhours.matching import service, sweep
+from afterhours.matching import service, shards, sweep
+from afterhours.sessions import service as sessions
+
+log = logging.getLogger("afterhours.matching")
 
 blueprint = procrastinate.Blueprint()
 
@@ -24,7 +34,37 @@ async def periodic_sweep(context: procrastinate.JobContext) -> None:
     rt = runtime(context)
     async with rt.db.transaction() as db:
         await service.auto_decline_due(db, settings=rt.settings)  # in case a deadline job was lost
-        await sweep.sweep(db, settings=rt.settings, storage=rt.storage)
+        cells = await sessions.matchable_by_cell(
+            db, settings=rt.settings, degrees=shards.CELL_DEGREES
+        )
+        planned = shards.plan(cells, rt.settings.match_shard_users)
+        for shard in planned:
+            lock = f"matching:shard:{shard.key}"
+            box = shard.box
+            await jobs.defer(
+                db,
+                "matching:sweep_shard",
+                lock=lock,
+                queueing_lock=lock,
+                south=box.south,
+                north=box.north,
+                west=box.west,
+                east=box.east,
+            )
+    log.info(
+        "match_sweep_planned shards=%d people=%d", len(planned), sum(s.people for s in planned)
+    )
+
+
+@blueprint.task(name="sweep_shard", pass_context=True)
+async def sweep_shard(
+    context: procrastinate.JobContext, south: float, north: float, west: float, east: float
+) -> None:
+    rt = runtime(context)
+    async with rt.db.transaction() as db:
+        await sweep.sweep(
+            db, settings=rt.settings, storage=rt.storage, shard=Box(south, north, west, east)
+        )
 
 
 @blueprint.task(name="attempt", pass_context=True)

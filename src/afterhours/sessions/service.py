@@ -1,14 +1,13 @@
 """Timed sessions: start, end, extend, expiry and its warning, location privacy checks."""
 
 import logging
-import math
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -283,19 +282,42 @@ class Matchable(NamedTuple):
     started_at: datetime
 
 
-async def matchable_sessions(
-    db: AsyncSession, *, settings: Settings, around: geo.Point | None = None, radius_km: float = 0
-) -> list[Matchable]:
-    """Open sessions with more than the 2-minute cut-off left, optionally near a point."""
+def _matchable(settings: Settings) -> ColumnElement[bool]:
+    """Open, with more than the 2-minute cut-off left."""
     cutoff = clock.now() + session_minutes(settings, WARNING_MINUTES)
+    return and_(Session.ended_at.is_(None), Session.expires_at > cutoff)
+
+
+async def matchable_sessions(
+    db: AsyncSession, *, settings: Settings, within: list[geo.Box] | None = None
+) -> list[Matchable]:
+    """Open sessions with more than the 2-minute cut-off left, optionally in some boxes."""
     stmt = select(
         Session.id, Session.user_id, Session.fuzzed_lat, Session.fuzzed_lon, Session.started_at
-    ).where(Session.ended_at.is_(None), Session.expires_at > cutoff)
-    if around is not None:
-        dlat = radius_km / geo.KM_PER_DEGREE_LAT
-        dlon = radius_km / max(geo.KM_PER_DEGREE_LAT * math.cos(math.radians(around.lat)), 1e-6)
+    ).where(_matchable(settings))
+    if within is not None:
         stmt = stmt.where(
-            Session.fuzzed_lat.between(around.lat - dlat, around.lat + dlat),
-            Session.fuzzed_lon.between(around.lon - dlon, around.lon + dlon),
+            or_(
+                *(
+                    and_(
+                        Session.fuzzed_lat >= box.south,
+                        Session.fuzzed_lat < box.north,
+                        Session.fuzzed_lon >= box.west,
+                        Session.fuzzed_lon < box.east,
+                    )
+                    for box in within
+                )
+            )
         )
     return [Matchable(*row) for row in await fetch_all(db, stmt)]
+
+
+async def matchable_by_cell(
+    db: AsyncSession, *, settings: Settings, degrees: int
+) -> list[tuple[int, int, int]]:
+    """(row, column, sessions) of the matchable sessions on a grid of `degrees`-wide cells,
+    counted by the database: what matching plans its shards on."""
+    row = func.floor(Session.fuzzed_lat / degrees)
+    column = func.floor(Session.fuzzed_lon / degrees)
+    stmt = select(row, column, func.count()).where(_matchable(settings)).group_by(row, column)
+    return [(int(r), int(c), int(n)) for r, c, n in await fetch_all(db, stmt)]
