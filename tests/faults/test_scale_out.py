@@ -24,7 +24,7 @@ from tests.support.events import MATCH, MESSAGE, SAVED
 from tests.support.places import random_place
 from tests.support.processes import redis_process, redis_url, serve_process, worker_process
 from tests.support.server import free_port, fresh_database, settings_for
-from tests.support.sessions import BASE_PROFILE, go
+from tests.support.sessions import go, set_up
 
 
 @dataclass
@@ -97,15 +97,7 @@ async def person(layout: Layout, n: int, place: tuple[float, float]) -> tuple[Us
     """Someone using serving process `n`, with profiles, placed at `place`, socket open."""
     user = User(layout.verifier, premium=True)
     user.place = place
-    client = layout.client(n)
-    assert (await client.put("/api/profile", json=BASE_PROFILE, headers=user.headers)).is_success
-    r = await client.put(
-        "/api/after-hours/profile", json={"description": "x"}, headers=user.headers
-    )
-    assert r.is_success
-    prefs = {"seekingGenders": ["man"], "minAge": 18, "maxAge": 99, "maxDistanceKm": 25}
-    r = await client.put("/api/after-hours/preferences", json=prefs, headers=user.headers)
-    assert r.is_success
+    await set_up(layout.client(n), user)
     return user, await phone(layout.serving[n], user)
 
 

@@ -23,7 +23,7 @@ from tests.support.gateway import SECRET, Gateway, push_gateway
 from tests.support.places import random_place
 from tests.support.processes import logged, serve_process
 from tests.support.server import ROOT, fresh_database, settings_for
-from tests.support.sessions import go
+from tests.support.sessions import go, set_up
 from tests.support.waiting import until
 
 PUSH_FIELDS = {"userId", "event", "seq", "tokens", "title", "body"}
@@ -49,15 +49,7 @@ class Layout:
         name = f"Zephyrine{len(self.names)}"
         self.names.append(name)
         client = self.clients[0]
-        profile = {"name": name, "birthDate": "1994-06-01", "gender": "man"}
-        assert (await client.put("/api/profile", json=profile, headers=user.headers)).is_success
-        r = await client.put(
-            "/api/after-hours/profile", json={"description": "x"}, headers=user.headers
-        )
-        assert r.is_success
-        prefs = {"seekingGenders": ["man"], "minAge": 18, "maxAge": 99, "maxDistanceKm": 25}
-        r = await client.put("/api/after-hours/preferences", json=prefs, headers=user.headers)
-        assert r.is_success
+        await set_up(client, user, {"name": name, "birthDate": "1994-06-01", "gender": "man"})
         device = {"platform": platform, "token": f"token-{user.id}"}
         r = await client.put("/api/after-hours/devices", json=device, headers=user.headers)
         assert r.status_code == 200, r.text

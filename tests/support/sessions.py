@@ -11,6 +11,22 @@ from tests.support.places import random_place
 BASE_PROFILE = {"name": "Alex", "birthDate": "1994-06-01", "gender": "man"}
 
 
+async def set_up(
+    client: httpx.AsyncClient, user: User, profile: dict[str, str] = BASE_PROFILE
+) -> None:
+    """Give `user` the profiles and preferences a session needs: a man seeking men within
+    25 km, unless `profile` says otherwise (so any two such people can be paired)."""
+    r = await client.put("/api/profile", json=profile, headers=user.headers)
+    assert r.is_success, r.text
+    r = await client.put(
+        "/api/after-hours/profile", json={"description": "x"}, headers=user.headers
+    )
+    assert r.is_success, r.text
+    prefs = {"seekingGenders": ["man"], "minAge": 18, "maxAge": 99, "maxDistanceKm": 25}
+    r = await client.put("/api/after-hours/preferences", json=prefs, headers=user.headers)
+    assert r.is_success, r.text
+
+
 async def start(
     client: httpx.AsyncClient,
     user: User,
