@@ -13,6 +13,7 @@ person, and the other drops the pair.
 
 import logging
 import uuid
+from dataclasses import asdict
 
 import procrastinate
 
@@ -40,16 +41,8 @@ async def periodic_sweep(context: procrastinate.JobContext) -> None:
         planned = shards.plan(cells, rt.settings.match_shard_users)
         for shard in planned:
             lock = f"matching:shard:{shard.key}"
-            box = shard.box
             await jobs.defer(
-                db,
-                "matching:sweep_shard",
-                lock=lock,
-                queueing_lock=lock,
-                south=box.south,
-                north=box.north,
-                west=box.west,
-                east=box.east,
+                db, "matching:sweep_shard", lock=lock, queueing_lock=lock, **asdict(shard.box)
             )
     log.info(
         "match_sweep_planned shards=%d people=%d", len(planned), sum(s.people for s in planned)
