@@ -116,6 +116,9 @@ class Box:
     west: float
     east: float
 
+    def __str__(self) -> str:
+        return f"{self.south:g}:{self.north:g}:{self.west:g}:{self.east:g}"
+
     def contains(self, lat: float, lon: float) -> bool:
         return self.south <= lat < self.north and self.west <= lon < self.east
 

@@ -115,8 +115,11 @@ class Presence:
                     registered = await self._beat(registered)
                     next_beat = loop.time() + self.heartbeat
                 await self._write_changes()
-            except DATABASE_OUTAGE as exc:
-                log.warning("presence_write_failed error=%s", type(exc).__name__)
+            except Exception as exc:  # the writer must outlive any failure: it is retried
+                if isinstance(exc, DATABASE_OUTAGE):
+                    log.warning("presence_write_failed error=%s", type(exc).__name__)
+                else:
+                    log.exception("presence_write_failed")
                 registered = False
                 await asyncio.sleep(min(self.heartbeat, 1.0))
 

@@ -296,7 +296,6 @@ def install_connect(
             ) from exc
         await sio.save_session(sid, {"identity": identity})
         await sio.enter_room(sid, room(identity.user_id))
-        presence.connected(identity.user_id)
         last_seq = auth.get("lastSeq")
         if isinstance(last_seq, int) and not isinstance(last_seq, bool) and last_seq >= 0:
             # Joined the room first, so nothing falls between replay and live events; the client
@@ -307,6 +306,8 @@ def install_connect(
                 )
             for row in missed:
                 await sio.emit(row.event, {**row.data, "seq": row.seq}, to=sid)
+        # Last: a connect refused above gets no disconnect, so it must not be counted.
+        presence.connected(identity.user_id)
 
     async def disconnect(sid: str, reason: Any = None) -> None:
         session = await sio.get_session(sid)

@@ -35,8 +35,7 @@ class Shard:
     @property
     def key(self) -> str:
         """Names the shard's job lock: the same rectangle, planned again, is the same shard."""
-        b = self.box
-        return f"{b.south:g}:{b.north:g}:{b.west:g}:{b.east:g}"
+        return str(self.box)
 
 
 Cell = tuple[int, int, int]  # (row, column, people) on the CELL_DEGREES grid

@@ -132,7 +132,7 @@ async def sweep(
             )
     log.info(
         "match_sweep shard=%s waiting=%d pairs=%d",
-        "-" if shard is None else f"{shard.south:g}:{shard.north:g}:{shard.west:g}:{shard.east:g}",
+        shard or "-",
         result.waiting,
         result.pairs,
     )
