@@ -6,7 +6,8 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,10 +20,11 @@ from afterhours import migrations
 from afterhours.auth import TokenVerifier
 from afterhours.settings import Settings
 from tests.support.chat import Chat, MakeChat
-from tests.support.clients import Recorder, User
-from tests.support.processes import serve_process, worker_process
+from tests.support.clients import Recorder, User, socket_of
+from tests.support.processes import logged, serve_process, worker_process
 from tests.support.server import ROOT, settings_for
 from tests.support.sessions import go
+from tests.support.waiting import until
 
 PGDATA = ROOT / "var" / "outage-postgres"
 
@@ -160,6 +162,42 @@ async def test_after_a_database_restart_the_worker_resumes_and_nothing_acknowled
         received = Counter(m["clientMessageId"] for m in chat.sb.named("after_hours:message"))
         assert set(received) == set(chat_acks) and set(received.values()) == {1}, received
     assert set(refusals) <= {"SERVICE_UNAVAILABLE", "TIMEOUT"}, refusals
+
+
+async def test_presence_is_recorded_again_once_the_database_is_back(
+    restartable: Any, base_settings: Settings, verifier: TokenVerifier, tmp_path: Path
+) -> None:
+    url = base_settings.database_url or ""
+    settings = base_settings.model_copy(update={"presence_heartbeat_seconds": 0.2})
+
+    def counted(user: User, expected: list[int]) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                cursor = await conn.execute(
+                    "SELECT sockets FROM socket_presence WHERE user_id = %s", (user.id,)
+                )
+                return [n for (n,) in await cursor.fetchall()] == expected
+
+        return check
+
+    log = tmp_path / "serve.log"
+    async with serve_process(settings, with_worker=False, log=log) as (_, base):
+        before, after = (User(verifier, premium=True) for _ in range(2))
+        first = await socket_of(base, before)
+        await until(counted(before, [1]), within=10)
+        await asyncio.to_thread(
+            pg_ctl, ["-w", "-m", "fast", "stop"], pgdata=PGDATA, user=restartable.system_user
+        )
+        try:
+            second = await socket_of(base, after)  # a socket needs no database to connect
+            await first.client.disconnect()
+            await logged(log, "presence_write_failed")  # its heartbeat and writes fail
+        finally:
+            await asyncio.to_thread(restart, restartable)  # starts the stopped server
+        await until(counted(after, [1]), within=20)
+        await until(counted(before, []), within=20)
+        await second.client.disconnect()
+        await until(counted(after, []), within=20)
 
 
 async def test_a_worker_that_cannot_get_its_database_back_exits_non_zero(
