@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("afterhours.jobs")
 
+# Push jobs wait in a queue of their own, taken only by workers with push on: in a deploy where
+# some workers have the gateway's URL and some not yet, none is dropped by the wrong worker.
+PUSH_QUEUE = "push"
+DEFAULT_QUEUE = procrastinate.jobs.DEFAULT_QUEUE  # every other task's
+
 job_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 # A task that failed because the database went away runs again once it is back. Every task reads
@@ -209,6 +214,7 @@ async def _run_worker(rt: Runtime, *, name: str) -> None:
         update_heartbeat_interval=rt.settings.worker_heartbeat_max_age_seconds / 6,
         stalled_worker_timeout=rt.settings.worker_heartbeat_max_age_seconds,
         additional_context={"runtime": rt},
+        queues=[DEFAULT_QUEUE, PUSH_QUEUE] if rt.push is not None else [DEFAULT_QUEUE],
         delete_jobs="successful",
     )
 

@@ -21,9 +21,11 @@ from afterhours.auth import TokenVerifier
 from afterhours.settings import Settings
 from tests.support.chat import Chat, MakeChat
 from tests.support.clients import Recorder, User, socket_of
+from tests.support.gateway import SECRET, push_gateway
+from tests.support.places import random_place
 from tests.support.processes import logged, serve_process, worker_process
 from tests.support.server import ROOT, settings_for
-from tests.support.sessions import go
+from tests.support.sessions import go, set_up
 from tests.support.waiting import until
 
 PGDATA = ROOT / "var" / "outage-postgres"
@@ -198,6 +200,52 @@ async def test_presence_is_recorded_again_once_the_database_is_back(
         await until(counted(before, []), within=20)
         await second.client.disconnect()
         await until(counted(after, []), within=20)
+
+
+async def test_a_push_whose_retry_meets_a_database_outage_is_sent_once_it_is_back(
+    restartable: Any, base_settings: Settings, verifier: TokenVerifier, tmp_path: Path
+) -> None:
+    stopped = asyncio.Event()
+
+    async def stop() -> None:
+        await asyncio.to_thread(
+            pg_ctl, ["-w", "-m", "fast", "stop"], pgdata=PGDATA, user=restartable.system_user
+        )
+        stopped.set()
+
+    async with push_gateway() as gateway:
+        # The gateway fails the first call and takes the database away before it answers, so
+        # the worker cannot record the retry it owes.
+        gateway.script = [500]
+        gateway.on_first_call = stop
+        settings = base_settings.model_copy(
+            update={
+                "push_webhook_url": gateway.url,
+                "push_webhook_secret": SECRET,
+                "push_collapse_seconds": 0.2,
+                "push_retry_seconds": 0.2,
+                "worker_heartbeat_max_age_seconds": 3.0,
+                "worker_max_backoff_seconds": 0.5,
+            }
+        )
+        async with (
+            serve_process(settings, log=tmp_path / "serve.log") as (_, base),
+            httpx.AsyncClient(base_url=base, timeout=10) as client,
+        ):
+            here = random_place()
+            for _ in range(2):
+                user = User(verifier, premium=True)
+                user.place = here
+                await set_up(client, user)
+                device = {"platform": "ios", "token": f"t-{user.id}"}
+                r = await client.put("/api/after-hours/devices", json=device, headers=user.headers)
+                assert r.status_code == 200, r.text
+                await go(client, user)
+            await asyncio.wait_for(stopped.wait(), 30)
+            first = gateway.calls[0].body
+            await asyncio.to_thread(restart, restartable)  # starts the stopped server
+            again = await gateway.wait_for(first["userId"], count=2, within=60)
+    assert again[1].body["seq"] == first["seq"]
 
 
 async def test_a_worker_that_cannot_get_its_database_back_exits_non_zero(

@@ -5,7 +5,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,8 @@ class Gateway:
     script: list[int | str] = field(default_factory=list)  # then 200 for ever
     calls: list[Call] = field(default_factory=list)
     hang_seconds: float = 5.0
+    # Run as the first call arrives, before it is answered (a fault test stops the database).
+    on_first_call: Callable[[], Awaitable[None]] | None = None
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def for_user(self, user_id: Any) -> list[Call]:
@@ -67,6 +69,8 @@ class Gateway:
         async with self._arrived:
             self.calls.append(Call(headers, raw))
             self._arrived.notify_all()
+        if len(self.calls) == 1 and self.on_first_call is not None:
+            await self.on_first_call()
         if answer == "hang":
             await asyncio.sleep(self.hang_seconds)
             answer = 200

@@ -17,22 +17,32 @@ log = logging.getLogger("afterhours.push")
 blueprint = procrastinate.Blueprint()
 
 
-@blueprint.task(name="send", pass_context=True, retry=jobs.RETRY_AFTER_OUTAGE)
+@blueprint.task(
+    name="send", queue=jobs.PUSH_QUEUE, pass_context=True, retry=jobs.RETRY_AFTER_OUTAGE
+)
 async def send(
     context: procrastinate.JobContext,
     user_id: str,
     pending: dict[str, Any] | None = None,
     attempt: int = 0,
 ) -> None:
-    """Send the user's pending push (or, on a retry, the one given), unless they have come
-    back to a socket meanwhile: their app then has the events already."""
+    """Send the user's pending push, unless they have come back to a socket meanwhile: their
+    app then has the events already.
+
+    The first run only takes the pending push and hands it, in the same transaction, to a job
+    of its own (`pending` given): from then on the push lives in a job's arguments, so a failure
+    anywhere below (a database outage included: the job is retried) cannot lose it. A phone may
+    then, rarely, get one push twice; it dedupes by seq."""
     rt = runtime(context)
     user = uuid.UUID(user_id)
     settings = rt.settings
+    if pending is None:
+        async with rt.db.transaction() as db:
+            taken = await service.take_pending(db, user)
+            if taken is not None:
+                await jobs.defer(db, "push:send", user_id=user_id, pending=taken)
+        return
     async with rt.db.transaction() as db:
-        pending = pending or await service.take_pending(db, user)
-        if pending is None:
-            return
         if await presence.online(db, [user], settings.presence_heartbeat_seconds):
             log.info("push_skipped user=%s seq=%s reason=online", user, pending["seq"])
             return
@@ -40,9 +50,7 @@ async def send(
     if not devices:
         log.info("push_skipped user=%s seq=%s reason=no_devices", user, pending["seq"])
         return
-    if rt.push is None:
-        log.warning("push_dropped user=%s seq=%s reason=push_off", user, pending["seq"])
-        return
+    assert rt.push is not None  # only workers with push on take the push queue
     what = f"user={user} event={pending['event']} seq={pending['seq']} attempt={attempt + 1}"
     try:
         response: httpx.Response | None = await rt.push.post(
