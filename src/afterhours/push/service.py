@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from afterhours import clock, jobs, presence
+from afterhours import clock, jobs, presence, realtime
 from afterhours.db import execute_bulk
 from afterhours.push.models import DeviceToken, PendingPush
 from afterhours.settings import Settings
@@ -84,9 +84,7 @@ async def forget_tokens(db: AsyncSession, tokens: list[str]) -> int:
     return int(getattr(result, "rowcount", 0))
 
 
-async def queue_for_away(
-    db: AsyncSession, staged: list[tuple[uuid.UUID, str, dict[str, Any]]], *, settings: Settings
-) -> None:
+async def queue_for_away(db: AsyncSession, staged: realtime.Staged, *, settings: Settings) -> None:
     """The reaction to a transaction's events (wired as a realtime.EventReaction): a pending
     push for each recipient away from every socket, and a send job for each new one."""
     pushed = [(user_id, name, data["seq"]) for user_id, name, data in staged if name in TEXTS]
