@@ -14,6 +14,7 @@ import pytest
 from afterhours import migrations
 from afterhours.auth import TokenVerifier
 from afterhours.db import Database
+from afterhours.limits import Limiter
 from afterhours.settings import Settings
 from tests.support.chat import Chat, MakeChat, Sql
 from tests.support.clients import Recorder, User, socket_of
@@ -127,6 +128,12 @@ async def database(base_settings: Settings) -> Any:
     db = Database(base_settings.database_url)
     yield db
     await db.dispose()
+
+
+@pytest.fixture
+def limiter(base_settings: Settings) -> Limiter:
+    """The shared rate limits as the app counts them (PostgreSQL, in the caller's transaction)."""
+    return Limiter.from_settings(base_settings)
 
 
 @asynccontextmanager

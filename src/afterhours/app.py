@@ -17,9 +17,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from afterhours import jobs, migrations, realtime, serving, wiring
-from afterhours.auth import TokenVerifier
+from afterhours.auth import Fingerprints, TokenVerifier
 from afterhours.db import Database, libpq_url
 from afterhours.errors import AppError, install_handlers, render
+from afterhours.limits import Limiter
 from afterhours.presence import Presence
 from afterhours.settings import Settings, get_settings, persistent_secret
 from afterhours.storage import PHOTO_ROUTE, LocalStorage, make_storage
@@ -120,6 +121,7 @@ def create_app(
     lifecycle = wiring.lifecycle(settings)
     storage = make_storage(settings)
     gateway = wiring.push_gateway(settings) if with_worker else None
+    limiter = Limiter.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -145,6 +147,7 @@ def create_app(
             if gateway is not None:
                 await gateway.aclose()
             await presence.stop()
+            await limiter.aclose()
             await sio.shutdown()
             await realtime.stop_listening(sio)
             await db.dispose()
@@ -163,11 +166,22 @@ def create_app(
         settings.location_secret or persistent_secret(settings, "location_secret")
     ).encode()
     api.state.verifier = TokenVerifier(settings)
+    api.state.fingerprints = Fingerprints(settings)
+    api.state.limiter = limiter
+    api.state.screen = wiring.message_screen(settings)
     api.state.storage = storage
     install_handlers(api)
     for router in wiring.ROUTERS:
         api.include_router(router)
-    wiring.install_socket_handlers(sio, api.state.verifier, db, presence)
+    wiring.install_socket_handlers(
+        sio,
+        verifier=api.state.verifier,
+        fingerprints=api.state.fingerprints,
+        database=db,
+        presence=presence,
+        limiter=limiter,
+        screen=api.state.screen,
+    )
 
     @api.get("/health", tags=["operations"])
     async def health() -> dict[str, Any]:

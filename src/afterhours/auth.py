@@ -1,6 +1,7 @@
 """Bearer JWTs issued by the host app: verification, the dev secret, and request identities."""
 
 import hashlib
+import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ import jwt
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from afterhours import users
+from afterhours import bans, users
 from afterhours.errors import AppError
 from afterhours.settings import Settings, persistent_secret
 
@@ -23,6 +24,7 @@ class Identity:
     user_id: uuid.UUID
     premium: bool
     admin: bool
+    expires_at: float  # the token's `exp`: a socket connected with it is cut off then
 
 
 class TokenVerifier:
@@ -48,6 +50,7 @@ class TokenVerifier:
             user_id=user_id,
             premium=claims.get("premium") is True,
             admin=claims.get("role") == "admin",
+            expires_at=float(claims["exp"]),
         )
 
     def issue(
@@ -67,8 +70,18 @@ def jwt_secret(settings: Settings) -> str:
     return settings.jwt_secret or persistent_secret(settings, "jwt_secret")
 
 
-def hash_fingerprint(fingerprint: str) -> str:
-    return hashlib.sha256(fingerprint.encode()).hexdigest()
+class Fingerprints:
+    """Device fingerprints are stored as HMAC-SHA256 under a server secret: a plain hash of a
+    guessable client string (a model name, an advertising id) would be reversed by trying them."""
+
+    def __init__(self, settings: Settings) -> None:
+        secret = settings.fingerprint_secret or persistent_secret(settings, "fingerprint_secret")
+        self.key = secret.encode()
+
+    def hash(self, fingerprint: str | None) -> str | None:
+        if not fingerprint:
+            return None
+        return hmac.new(self.key, fingerprint.encode(), hashlib.sha256).hexdigest()
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -98,7 +111,7 @@ async def current_identity(
     ] = None,
 ) -> Identity:
     identity: Identity = request.app.state.verifier.verify(bearer_token(authorization))
-    fingerprint = hash_fingerprint(x_device_fingerprint) if x_device_fingerprint else None
+    fingerprint = request.app.state.fingerprints.hash(x_device_fingerprint)
     await users.ensure_user(db, user_id=identity.user_id, fingerprint_hash=fingerprint)
     request.state.fingerprint_hash = fingerprint
     return identity
@@ -110,8 +123,14 @@ def check_premium(identity: Identity) -> None:
         raise AppError("PREMIUM_REQUIRED", "After Hours requires a premium account", status=403)
 
 
-async def premium_identity(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+async def premium_identity(
+    request: Request, db: DB, identity: Annotated[Identity, Depends(current_identity)]
+) -> Identity:
+    """After Hours routes: premium, and neither the account nor the device banned."""
     check_premium(identity)
+    await bans.check_not_banned(
+        db, user_id=identity.user_id, fingerprint_hash=request.state.fingerprint_hash
+    )
     return identity
 
 

@@ -25,6 +25,7 @@ class AppError(Exception):
         status: int = 400,
         details: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -32,6 +33,7 @@ class AppError(Exception):
         self.status = status
         self.details = details
         self.headers = headers
+        self.retry_after = retry_after
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"success": False, "error": self.message, "code": self.code}
@@ -165,4 +167,6 @@ def ack_error(error: AppError) -> dict[str, Any]:
     payload: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details is not None:
         payload["details"] = error.details
+    if error.retry_after is not None:
+        payload["retryAfter"] = error.retry_after
     return {"ok": False, "error": payload}

@@ -1,9 +1,11 @@
 """Every table, imported in one place so Alembic sees the whole schema."""
 
-from afterhours.chat.models import Message
+from afterhours.bans import DeviceBan, UserBan
+from afterhours.chat.models import Message, MessageRejection
 from afterhours.db import Base
+from afterhours.limits import RateCount, Throttle
 from afterhours.matching.models import Decline, Match, Participant, PermanentMatch
-from afterhours.moderation.models import Report
+from afterhours.moderation.models import ModerationAction, Report
 from afterhours.presence import ServingProcess, SocketPresence
 from afterhours.profiles.models import AfterHoursProfile, Preferences, Profile
 from afterhours.push.models import DeviceToken, PendingPush
@@ -17,8 +19,11 @@ __all__ = [
     "Base",
     "Block",
     "Decline",
+    "DeviceBan",
     "Match",
     "Message",
+    "MessageRejection",
+    "ModerationAction",
     "Participant",
     "PermanentMatch",
     "DeviceFingerprint",
@@ -26,10 +31,13 @@ __all__ = [
     "PendingPush",
     "Preferences",
     "Profile",
+    "RateCount",
     "Report",
     "ServingProcess",
     "SocketPresence",
     "Session",
+    "Throttle",
     "User",
+    "UserBan",
     "UserEvent",
 ]

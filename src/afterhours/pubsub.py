@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
+import socketio
 from engineio import packet as eio_packet
 from pydantic_core import from_json, to_json
 from socketio import packet
@@ -34,7 +35,26 @@ class CompactJson:
         return from_json(data)
 
 
-class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
+class ClosingRoomDisconnects:
+    """Closing a room disconnects its sockets, on every process: how a ban reaches a user's
+    sockets wherever they are. Socket.IO's messages between processes can disconnect one socket
+    by its sid, which only its own process knows, or close a room, which by itself only empties
+    it; the service closes rooms for nothing else."""
+
+    async def _handle_close_room(self, message: dict[str, Any]) -> None:
+        server = getattr(self, "server", None)  # a write-only manager has no sockets
+        namespace = message.get("namespace") or "/"
+        if server is not None:
+            for sid, _ in list(self.get_participants(namespace, message.get("room"))):  # type: ignore[attr-defined]
+                await server.disconnect(sid, namespace=namespace, ignore_queue=True)
+        await super()._handle_close_room(message)  # type: ignore[misc]
+
+
+class RedisManager(ClosingRoomDisconnects, socketio.AsyncRedisManager):  # type: ignore[misc]
+    pass
+
+
+class PostgresManager(ClosingRoomDisconnects, AsyncPubSubManager):  # type: ignore[misc]
     """A Socket.IO client manager that fans out through PostgreSQL LISTEN/NOTIFY."""
 
     name = "postgres"
@@ -59,6 +79,10 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
             "host_id": self.host_id,
         }
 
+    def close_message(self, room: str) -> dict[str, Any]:
+        """The pub/sub form of close_room."""
+        return {"method": "close_room", "room": room, "namespace": "/", "host_id": self.host_id}
+
     async def notify_within(self, db: AsyncSession, messages: list[dict[str, Any]]) -> None:
         """NOTIFY every message inside `db`'s transaction: packed as JSON arrays of up to
         NOTIFY's size limit, in one statement (a sweep sends thousands). A pack starts with
@@ -72,7 +96,7 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
             length = len(encoded.encode()) + 1
             if length + head > NOTIFY_LIMIT_BYTES:
                 # Too big for NOTIFY: other processes' sockets learn of it by seq on replay.
-                log.error("notify_payload_too_large event=%s", message["event"])
+                log.error("notify_payload_too_large event=%s", message.get("event"))
                 continue
             if size + length > NOTIFY_LIMIT_BYTES:
                 chunks.append(self._pack(batch))
@@ -97,6 +121,9 @@ class PostgresManager(AsyncPubSubManager):  # type: ignore[misc]
         Each packet is encoded once and queued on each recipient socket in turn: the same as
         AsyncManager.emit minus its task per recipient, which chat pays on every message."""
         for message in messages:
+            if message["method"] == "close_room":
+                await self._handle_close_room(message)
+                continue
             try:
                 event = self.server.packet_class(
                     packet.EVENT, namespace="/", data=[message["event"], *message["data"]]

@@ -8,6 +8,7 @@ away asks for what it missed (`lastSeq` at connect, or `GET /api/after-hours/eve
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,7 +31,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from afterhours.auth import Identity, TokenVerifier
+from afterhours import bans
+from afterhours.auth import MAX_FINGERPRINT_LENGTH, Fingerprints, Identity, TokenVerifier
 from afterhours.db import (
     DATABASE_OUTAGE,
     Base,
@@ -42,7 +44,7 @@ from afterhours.db import (
 )
 from afterhours.errors import SERVICE_UNAVAILABLE, AppError, ack_error, from_validation_error
 from afterhours.presence import Presence
-from afterhours.pubsub import CompactJson, PostgresManager
+from afterhours.pubsub import CompactJson, PostgresManager, RedisManager
 from afterhours.schemas import WireModel
 from afterhours.serving import ProtocolLog
 from afterhours.settings import Settings
@@ -80,6 +82,8 @@ def room(user_id: uuid.UUID | str) -> str:
 
 
 Staged = list[tuple[uuid.UUID, str, dict[str, Any]]]  # (user, event name, payload with seq)
+# Staged under this name, a user is turned away: their sockets on every process disconnected.
+TURN_AWAY = "afterhours:turn_away"
 # What reacts to a transaction's events inside it, just before it commits (push, for users
 # away from every socket); wired in afterhours.wiring.
 EventReaction = Callable[[AsyncSession, Staged], Awaitable[None]]
@@ -103,22 +107,36 @@ class Emitter:
         self.reactions = reactions
 
     async def stage(self, db: AsyncSession, staged: Staged) -> None:
+        turned_away = [to for to, name, _ in staged if name == TURN_AWAY]
+        if turned_away:
+            staged = [event for event in staged if event[1] != TURN_AWAY]
         for react in self.reactions:
             await react(db, staged)
         if isinstance(self.manager, PostgresManager):
             messages = [self.manager.message(name, data, room(to)) for to, name, data in staged]
+            messages += [self.manager.close_message(room(to)) for to in turned_away]
             await self.manager.notify_within(db, messages)
             if self.has_sockets:
                 after_commit(db, lambda: self.manager.deliver_here(messages))
         else:
-            after_commit(db, lambda: self._publish(staged))
+            after_commit(db, lambda: self._publish(staged, turned_away))
 
-    async def _publish(self, staged: Staged) -> None:
+    async def _publish(self, staged: Staged, turned_away: list[uuid.UUID]) -> None:
+        for to in turned_away:
+            try:
+                await self.manager.close_room(room(to), namespace="/")
+            except Exception:  # the ban holds at the next connect and on every request
+                log.exception("turn_away_failed user_id=%s", to)
         for to, name, data in staged:
             try:
                 await self.manager.emit(name, data, namespace="/", room=room(to))
             except Exception:  # the event is stored; the client catches up by seq
                 log.exception("emit_failed event=%s room=%s", name, to)
+
+
+def turn_away(db: AsyncSession, user_id: uuid.UUID) -> None:
+    """Disconnect every socket of the user, on every process, once `db` commits (a ban)."""
+    stage_events(db, [(user_id, TURN_AWAY, {})])
 
 
 async def emit(db: AsyncSession, user_id: uuid.UUID, event: ServerEvent) -> int | None:
@@ -223,7 +241,7 @@ def client_manager(settings: Settings, url: str, *, write_only: bool = False) ->
     if settings.redis_url:
         # Its own logger: a lost Redis is logged as such ("Cannot publish to redis... giving
         # up"), never quietened like malformed client traffic.
-        return socketio.AsyncRedisManager(
+        return RedisManager(
             settings.redis_url, write_only=write_only, logger=logging.getLogger("afterhours.fanout")
         )
     return PostgresManager(url, write_only=write_only)
@@ -280,42 +298,104 @@ def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
 
 
 def install_connect(
-    sio: socketio.AsyncServer, verifier: TokenVerifier, database: Database, presence: Presence
+    sio: socketio.AsyncServer,
+    verifier: TokenVerifier,
+    fingerprints: Fingerprints,
+    database: Database,
+    presence: Presence,
 ) -> None:
-    """Connect (auth, the user's room, replay of what was missed) and disconnect, both counted
-    in `presence`."""
+    """Connect (auth and bans, the user's room, replay of what was missed) and disconnect, both
+    counted in `presence`. A socket lives no longer than its token: it is disconnected at the
+    token's `exp`, and an event that arrives after it (before the timer has run) is refused
+    UNAUTHORIZED."""
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
         auth = auth if isinstance(auth, dict) else {}
         try:
             identity = verifier.verify(str(auth.get("token") or ""))
+            # The REST header, or `fingerprint` in the handshake's auth (browsers cannot set
+            # headers on a WebSocket).
+            raw = auth.get("fingerprint") or environ.get("HTTP_X_DEVICE_FINGERPRINT")
+            if not isinstance(raw, str) or len(raw) > MAX_FINGERPRINT_LENGTH:
+                raw = None
+            fingerprint = fingerprints.hash(raw)
+            expiry = asyncio.get_running_loop().call_later(
+                max(0.0, identity.expires_at - time.time()), _disconnect_later, sio, sid
+            )
+            await sio.save_session(sid, {"identity": identity, "expiry": expiry})
+            try:
+                async with database.transaction() as db:
+                    await bans.check_not_banned(
+                        db, user_id=identity.user_id, fingerprint_hash=fingerprint
+                    )
+                    await sio.enter_room(sid, room(identity.user_id))
+                    # Joined the room first, so nothing falls between replay and live events;
+                    # the client drops any seq it has already seen.
+                    await _replay(sio, db, sid, identity.user_id, auth.get("lastSeq"))
+            except DATABASE_OUTAGE as exc:
+                # A phone may connect while the database is away (events resume by seq once it
+                # is back); its bans are checked at its first event instead.
+                log.warning("connect_unchecked user_id=%s error=%s", identity.user_id, exc)
+                await sio.save_session(
+                    sid, {"identity": identity, "expiry": expiry, "unchecked": fingerprint}
+                )
+                await sio.enter_room(sid, room(identity.user_id))
         except AppError as exc:
             # Reaches the client's `connect_error` as {message, data: {code}}.
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code}
             ) from exc
-        await sio.save_session(sid, {"identity": identity})
-        await sio.enter_room(sid, room(identity.user_id))
-        last_seq = auth.get("lastSeq")
-        if isinstance(last_seq, int) and not isinstance(last_seq, bool) and last_seq >= 0:
-            # Joined the room first, so nothing falls between replay and live events; the client
-            # drops any seq it has already seen.
-            async with database.transaction() as db:
-                missed = await events_after(
-                    db, user_id=identity.user_id, after=last_seq, limit=REPLAY_LIMIT
-                )
-            for row in missed:
-                await sio.emit(row.event, {**row.data, "seq": row.seq}, to=sid)
         # Last: a connect refused above gets no disconnect, so it must not be counted.
         presence.connected(identity.user_id)
 
     async def disconnect(sid: str, reason: Any = None) -> None:
         session = await sio.get_session(sid)
         if "identity" in session:
+            session["expiry"].cancel()
             presence.disconnected(session["identity"].user_id)
 
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
+
+
+async def _replay(
+    sio: socketio.AsyncServer, db: AsyncSession, sid: str, user_id: uuid.UUID, last_seq: Any
+) -> None:
+    """Send the socket what its user missed after `last_seq` (when the client gave one)."""
+    if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
+        return
+    for row in await events_after(db, user_id=user_id, after=last_seq, limit=REPLAY_LIMIT):
+        await sio.emit(row.event, {**row.data, "seq": row.seq}, to=sid)
+
+
+async def check_admitted(
+    sio: socketio.AsyncServer, database: Database, sid: str, session: dict[str, Any]
+) -> None:
+    """The ban check of a socket that connected while the database was away, at its first
+    event: a banned user is refused and disconnected."""
+    if "unchecked" not in session:
+        return
+    identity: Identity = session["identity"]
+    try:
+        async with database.transaction() as db:
+            await bans.check_not_banned(
+                db, user_id=identity.user_id, fingerprint_hash=session["unchecked"]
+            )
+    except AppError:
+        _disconnect_later(sio, sid)
+        raise
+    del session["unchecked"]
+    await sio.save_session(sid, session)
+
+
+def _disconnect_later(sio: socketio.AsyncServer, sid: str) -> None:
+    task = asyncio.ensure_future(sio.disconnect(sid))
+    _expiring.add(task)
+    task.add_done_callback(_expiring.discard)
+
+
+_expiring: set[asyncio.Future[None]] = set()  # disconnects under way, kept from the collector
+TOKEN_EXPIRED = AppError("UNAUTHORIZED", "Token expired", status=401)
 
 
 Payload = TypeVar("Payload", bound=BaseModel)
@@ -334,7 +414,11 @@ def in_transaction(database: Database, handler: UnitHandler[Payload]) -> Handler
 
 
 def ack_handler(
-    sio: socketio.AsyncServer, event: str, model: type[Payload], handler: Handler[Payload]
+    sio: socketio.AsyncServer,
+    database: Database,
+    event: str,
+    model: type[Payload],
+    handler: Handler[Payload],
 ) -> None:
     """Register `handler` for a client event: validated payload in, an ack out, errors in the
     contract's envelope and never an exception through the socket."""
@@ -342,9 +426,12 @@ def ack_handler(
     async def on_event(sid: str, *args: Any) -> dict[str, Any]:
         session = await sio.get_session(sid)
         identity: Identity = session["identity"]
+        if time.time() >= identity.expires_at:
+            return ack_error(TOKEN_EXPIRED)
         if len(args) > 1:
             return ack_error(ONE_PAYLOAD)
         try:
+            await check_admitted(sio, database, sid, session)
             payload = model.model_validate(args[0] if args and args[0] is not None else {})
             result = await handler(identity, payload)
         except ValidationError as exc:

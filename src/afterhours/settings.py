@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+LIMIT = r"^[1-9][0-9]{0,8}/[1-9][0-9]{0,8}$"  # "<hits>/<seconds>"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -51,6 +53,21 @@ class Settings(BaseSettings):
     url_signing_key: str | None = None
     # Keys the per-user location fuzz (docs/privacy.md); generated into the data dir when unset.
     location_secret: str | None = None
+    # Keys the stored hashes of device fingerprints; generated into the data dir when unset.
+    fingerprint_secret: str | None = None
+    # Messages are put to this screen before they are stored (chat/screening.py): a word/regex
+    # list file, or `package.module:function`; unset, the list shipped with the service.
+    message_screen: str | None = None
+
+    # Rate limits shared by every process, "<hits>/<seconds>" per user (typing: one per user
+    # and match per interval, so "1/<seconds>"). Session starts are also location changes:
+    # limited per hour and per day.
+    limit_messages: str = Field(default="10/10", pattern=LIMIT)
+    limit_typing: str = Field(default="1/2", pattern=LIMIT)
+    limit_session_starts_hourly: str = Field(default="8/3600", pattern=LIMIT)
+    limit_session_starts_daily: str = Field(default="24/86400", pattern=LIMIT)
+    limit_blocks: str = Field(default="30/3600", pattern=LIMIT)
+    limit_reports: str = Field(default="10/3600", pattern=LIMIT)
     # Socket.IO heartbeat (socket.io's defaults): how often the server pings each client, and
     # how long it waits for the answer before dropping the connection.
     socket_ping_interval_seconds: float = 25.0

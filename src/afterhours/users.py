@@ -3,7 +3,8 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, func, select
+from sqlalchemy import exists as sql_exists
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -16,7 +17,6 @@ class User(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    banned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The last `seq` given to one of this user's events (see realtime.emit).
     event_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
@@ -31,7 +31,6 @@ class DeviceFingerprint(Base):
     last_seen_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
-    banned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 async def ensure_user(
@@ -48,3 +47,7 @@ async def ensure_user(
                 set_={"last_seen_at": func.now()},
             )
         )
+
+
+async def exists(db: AsyncSession, user_id: uuid.UUID) -> bool:
+    return bool(await db.scalar(select(sql_exists().where(User.id == user_id))))

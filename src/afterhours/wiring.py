@@ -17,16 +17,20 @@ import socketio
 from fastapi import APIRouter
 
 from afterhours import jobs, realtime
-from afterhours.auth import TokenVerifier
+from afterhours.auth import Fingerprints, TokenVerifier
 from afterhours.chat import events as chat_events
+from afterhours.chat import screening
 from afterhours.chat.routes import router as chat_router
 from afterhours.chat.schemas import SendMessageIn, TypingIn
+from afterhours.chat.screening import Screen
 from afterhours.chat.writer import MessageWriter
 from afterhours.db import Database
+from afterhours.limits import Limiter
 from afterhours.matching import service as matching
 from afterhours.matching.routes import router as matching_router
 from afterhours.matching.tasks import blueprint as matching_tasks
 from afterhours.moderation import service as moderation
+from afterhours.moderation.admin import router as admin_router
 from afterhours.moderation.routes import router as moderation_router
 from afterhours.presence import Presence
 from afterhours.profiles import service as profiles
@@ -122,22 +126,35 @@ ROUTERS: list[APIRouter] = [
     chat_router,
     safety_router,
     moderation_router,
+    admin_router,
     replay_router,
     push_router,
 ]
 
 
+def message_screen(settings: Settings) -> Screen:
+    """What every message is put to before it is stored (AFTERHOURS_MESSAGE_SCREEN)."""
+    return screening.load(settings.message_screen)
+
+
 def install_socket_handlers(
-    sio: socketio.AsyncServer, verifier: TokenVerifier, database: Database, presence: Presence
+    sio: socketio.AsyncServer,
+    *,
+    verifier: TokenVerifier,
+    fingerprints: Fingerprints,
+    database: Database,
+    presence: Presence,
+    limiter: Limiter,
+    screen: Screen,
 ) -> None:
-    """Connect (auth, rooms, replay, presence) and the client events, each answered through
-    its ack."""
-    realtime.install_connect(sio, verifier, database, presence)
-    writer = MessageWriter(database)
+    """Connect (auth, bans, rooms, replay, presence) and the client events, each answered
+    through its ack."""
+    realtime.install_connect(sio, verifier, fingerprints, database, presence)
+    writer = MessageWriter(database, limiter=limiter, screen=screen)
     send = chat_events.message_sender(writer)
-    realtime.ack_handler(sio, "after_hours:send_message", SendMessageIn, send)
-    typing = realtime.in_transaction(database, chat_events.typing_relay(sio))
-    realtime.ack_handler(sio, "after_hours:typing", TypingIn, typing)
+    realtime.ack_handler(sio, database, "after_hours:send_message", SendMessageIn, send)
+    typing = realtime.in_transaction(database, chat_events.typing_relay(sio, limiter))
+    realtime.ack_handler(sio, database, "after_hours:typing", TypingIn, typing)
 
 
 async def run_worker_alone(settings: Settings) -> None:

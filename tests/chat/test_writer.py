@@ -7,11 +7,12 @@ import uuid
 import psycopg
 import pytest
 
-from afterhours.chat import service
+from afterhours.chat import screening, service
 from afterhours.chat.schemas import MessageOut
 from afterhours.chat.writer import MessageWriter
 from afterhours.db import Database
 from afterhours.errors import AppError
+from afterhours.limits import Limiter
 from tests.support.chat import MakeChat, send
 from tests.support.events import MESSAGE
 
@@ -49,7 +50,7 @@ async def test_concurrent_sends_arrive_once_each_in_one_order_everywhere(
 
 
 async def test_each_send_in_a_batch_gets_its_own_answer(
-    make_chat: MakeChat, database: Database, make_user, sql
+    make_chat: MakeChat, database: Database, limiter: Limiter, make_user, sql
 ) -> None:
     open_chat = await make_chat()
     pending = await make_chat(accept=False)
@@ -64,7 +65,9 @@ async def test_each_send_in_a_batch_gets_its_own_answer(
         service.Send(match, open_chat.a.id, "first, again", "k1"),  # a resend, same batch
     ]
     async with database.transaction() as db:
-        first, stranger_answer, early, second, resend = await service.store_messages(db, sends)
+        first, stranger_answer, early, second, resend = await service.store_messages(
+            db, sends, limiter=limiter
+        )
     assert isinstance(first, MessageOut) and isinstance(second, MessageOut)
     assert first.created_at < second.created_at
     assert isinstance(stranger_answer, AppError) and stranger_answer.code == "NOT_FOUND"
@@ -104,11 +107,11 @@ async def poison(sql) -> str:
 
 
 async def test_a_failed_batch_is_retried_one_by_one(
-    make_chat: MakeChat, database: Database, poison: str, sql, caplog
+    make_chat: MakeChat, database: Database, limiter: Limiter, poison: str, sql, caplog
 ) -> None:
     chat = await make_chat()
     match = uuid.UUID(chat.match_id)
-    writer = MessageWriter(database, writers=1)
+    writer = MessageWriter(database, limiter=limiter, screen=screening.load(None), writers=1)
     caplog.set_level(logging.ERROR, logger="afterhours.chat")
     before, failed, after = await asyncio.gather(
         writer.send(service.Send(match, chat.a.id, "before")),

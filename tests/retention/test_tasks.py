@@ -80,13 +80,9 @@ async def test_nightly_cleanup_deletes_what_it_names_and_keeps_the_rest(
             [(u[0], 1, now - 8 * day), (u[0], 2, now - 6 * day)],
         )
         await conn.cursor().executemany(
-            "INSERT INTO device_fingerprints (user_id, fingerprint_hash, last_seen_at, banned_at)"
-            " VALUES (%s, %s, %s, %s)",
-            [
-                (u[0], "old", now - 91 * day, None),
-                (u[1], "banned", now - 200 * day, now - 200 * day),
-                (u[2], "recent", now - 89 * day, None),
-            ],
+            "INSERT INTO device_fingerprints (user_id, fingerprint_hash, last_seen_at)"
+            " VALUES (%s, %s, %s)",
+            [(u[0], "old", now - 91 * day), (u[2], "recent", now - 89 * day)],
         )
         # A session past its time that no expiry job closed.
         await conn.execute(
@@ -126,6 +122,8 @@ async def test_nightly_cleanup_deletes_what_it_names_and_keeps_the_rest(
         "orphan_profiles_deleted": 1,
         "orphan_preferences_deleted": 1,
         "orphan_matches_deleted": 0,
+        "rejections_deleted": 0,
+        "rate_windows_deleted": 0,
     }
     async with await psycopg.AsyncConnection.connect(isolated_url) as conn:
 
@@ -139,12 +137,8 @@ async def test_nightly_cleanup_deletes_what_it_names_and_keeps_the_rest(
         events = await rows("SELECT seq, event FROM user_events ORDER BY seq")
         assert (1, "after_hours:no_matches") not in events
         assert (2, "after_hours:no_matches") in events
-        assert sorted(
-            h for (h,) in await rows("SELECT fingerprint_hash FROM device_fingerprints")
-        ) == [
-            "banned",
-            "recent",
-        ]
+        # A ban is kept in device_bans, not here: sightings only go stale.
+        assert await rows("SELECT fingerprint_hash FROM device_fingerprints") == [("recent",)]
         assert await rows("SELECT end_reason FROM after_hours_sessions") == [("timeout",)]
         assert await rows("SELECT user_id FROM after_hours_profiles") == [(u[3],)]
         assert sorted(await rows("SELECT user_id FROM after_hours_preferences")) == sorted(

@@ -2,12 +2,14 @@
 
 import asyncio
 import time
+import uuid
 from datetime import datetime
 
 import pytest
 import socketio
 
 from tests.support.sessions import start
+from tests.support.waiting import until
 
 TOLERANCE = 1.0
 SESSION_MINUTE = 0.5  # tests/conftest.py base settings
@@ -130,3 +132,18 @@ async def test_socket_with_bad_token_is_refused(base_url) -> None:
         await client.connect(base_url, auth={"token": "bad"}, transports=["websocket"])
     assert not client.connected
     assert refused and refused[0]["data"] == {"code": "UNAUTHORIZED"}
+
+
+async def test_a_socket_is_disconnected_when_its_token_expires(base_url, verifier) -> None:
+    token = verifier.issue(uuid.uuid4(), premium=True, ttl=2)
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(base_url, auth={"token": token}, transports=["websocket"])
+    connected_at = time.monotonic()
+    assert client.connected
+
+    async def gone() -> bool:
+        return not client.connected
+
+    await until(gone, within=4)
+    # Not before its `exp` (whole seconds: between 1 and 2 s after the connect).
+    assert time.monotonic() - connected_at > 0.9

@@ -45,3 +45,19 @@ class Message(Base):
     content: Mapped[str] = mapped_column(String(MAX_CONTENT))
     client_message_id: Mapped[str | None] = mapped_column(String(MAX_CLIENT_MESSAGE_ID))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MessageRejection(Base):
+    """A message the screen refused: who, in which match, by which rule — never its content.
+    Moderators see the count per user."""
+
+    __tablename__ = "after_hours_message_rejections"
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    # No foreign keys, like a message's sender: the count stays with a report's evidence.
+    sender_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    match_id: Mapped[uuid.UUID]
+    rule: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -6,19 +6,21 @@ Message content is personal: it is stored, sent to the two participants, and nev
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock, realtime
-from afterhours.chat import limits
-from afterhours.chat.models import Message
-from afterhours.chat.schemas import MessageOut, MessageSent
-from afterhours.db import after_commit, execute_bulk
+from afterhours.chat.models import Message, MessageRejection
+from afterhours.chat.schemas import MessageOut as MessageOut  # re-exported: callers type with it
+from afterhours.chat.schemas import MessageSent
+from afterhours.chat.screening import Screen
+from afterhours.db import execute_bulk
 from afterhours.errors import AppError, not_found, validation_error
+from afterhours.limits import Limiter, rate_limited
 from afterhours.matching import service as matching
 from afterhours.safety import service as safety
 
@@ -30,13 +32,8 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 
 
-def rate_limited(retry_after: int) -> AppError:
-    return AppError(
-        "RATE_LIMITED",
-        f"Too many messages; try again in {retry_after} s",
-        status=429,
-        headers={"Retry-After": str(retry_after)},
-    )
+def message_rejected() -> AppError:
+    return AppError("MESSAGE_REJECTED", "This message was refused by moderation")
 
 
 def message_out(message: Message) -> MessageOut:
@@ -70,37 +67,36 @@ class Send:
     sender_id: uuid.UUID
     content: str
     client_message_id: str | None = None
+    refused_by: str | None = None  # the screen's rule, if it refused the content
 
 
-def take_rate(sender_id: uuid.UUID) -> None:
-    """Count a send against the sender's rate limit; RATE_LIMITED past it."""
-    retry_after = limits.messages.take(sender_id)
-    if retry_after is not None:
-        log.info("message_rate_limited user_id=%s", sender_id)
-        raise rate_limited(retry_after)
+async def screened(send: Send, screen: Screen) -> Send:
+    """`send` with the screen's verdict, found before it joins a transaction."""
+    rule = await screen(send.content)
+    return send if rule is None else replace(send, refused_by=rule[:64])
 
 
 # --- messages ------------------------------------------------------------------------------
 
 
-async def send_message(db: AsyncSession, send: Send) -> MessageOut:
-    """Store one message and send it to both participants (REST; socket sends are batched by
-    chat.writer, through the same store_messages)."""
-    take_rate(send.sender_id)
-    (result,) = await store_messages(db, [send])
-    if isinstance(result, AppError):
-        raise result
+async def send_message(db: AsyncSession, send: Send, *, limiter: Limiter) -> MessageOut | AppError:
+    """Store one (screened) message and send it to both participants (REST; socket sends are
+    batched by chat.writer, through the same store_messages). A refusal is returned, not
+    raised: what it wrote (its count, a screened message's record) must commit."""
+    (result,) = await store_messages(db, [send], limiter=limiter)
     return result
 
 
-async def store_messages(db: AsyncSession, sends: Sequence[Send]) -> list[MessageOut | AppError]:
-    """Store messages and send each to both participants (every device of each).
+async def store_messages(
+    db: AsyncSession, sends: Sequence[Send], *, limiter: Limiter
+) -> list[MessageOut | AppError]:
+    """Store (screened) messages and send each to both participants (every device of each).
 
-    However many, in a fixed handful of statements: lock and check their matches, insert, then
-    the events (realtime.emit_payloads). Each send succeeds or fails on its own: a failure is
-    returned in its place and writes nothing. A resend (same sender, match and clientMessageId)
-    returns the stored message, sends nothing and, once this commits, is refunded to the rate
-    limit.
+    However many, in a fixed handful of statements: lock and check their matches, count them
+    against their senders' rate limit, record the refused, insert, then the events
+    (realtime.emit_payloads). Each send succeeds or fails on its own: a failure is returned in
+    its place and writes nothing but its count. A resend (same sender, match and
+    clientMessageId) returns the stored message and sends nothing.
     """
     chats = await matching.lock_for_chat(db, [(s.match_id, s.sender_id) for s in sends])
     results: list[MessageOut | AppError | None] = [None] * len(sends)
@@ -109,7 +105,8 @@ async def store_messages(db: AsyncSession, sends: Sequence[Send]) -> list[Messag
     # Stamped under the match locks, a microsecond apart: (created_at, id) order is the order
     # of the batch, of the commits and of each participant's event seqs.
     now = clock.now()
-    for i, send in enumerate(sends):
+    writable: list[tuple[int, uuid.UUID]] = []  # (index, the other participant)
+    for i in range(len(sends)):
         chat = chats.get(i)
         if chat is None:
             results[i] = not_found("Match")
@@ -121,6 +118,23 @@ async def store_messages(db: AsyncSession, sends: Sequence[Send]) -> list[Messag
             results[i] = error
             maybe_resent.append(i)
             continue
+        writable.append((i, other))
+    limit = limiter.limits.messages
+    waits = await limiter.take(db, [(limit, str(sends[i].sender_id)) for i, _ in writable])
+    refused: list[Send] = []
+    counted: set[int] = set()
+    for (i, other), retry_after in zip(writable, waits, strict=True):
+        send = sends[i]
+        if retry_after is None:
+            counted.add(i)
+        else:
+            log.info("message_rate_limited user_id=%s", send.sender_id)
+            results[i] = rate_limited("messages", retry_after)
+            continue
+        if send.refused_by is not None:
+            results[i] = message_rejected()
+            refused.append(send)
+            continue
         created_at = now + timedelta(microseconds=len(fresh))
         message = MessageOut(
             id=uuid.uuid4(),
@@ -131,6 +145,7 @@ async def store_messages(db: AsyncSession, sends: Sequence[Send]) -> list[Messag
             client_message_id=send.client_message_id,
         )
         fresh.append((i, message, other))
+    await _record_refused(db, refused, now)
     inserted = await _insert(db, [message for _, message, _ in fresh])
     events: list[tuple[uuid.UUID, str, dict[str, Any]]] = []
     for i, message, other in fresh:
@@ -141,14 +156,45 @@ async def store_messages(db: AsyncSession, sends: Sequence[Send]) -> list[Messag
         payload = message.model_dump(mode="json", by_alias=True)
         events += [(to, MessageSent.name, payload) for to in (message.sender_id, other)]
     await realtime.emit_payloads(db, events)
-    refunds = await _answer_resends(db, sends, maybe_resent, results)
-    if refunds:
-        after_commit(db, lambda: _refund(refunds))
+    resent = await _answer_resends(db, sends, maybe_resent, results)
+    # A resend is no new message: it gives back what it took of the sender's allowance.
+    await limiter.give_back(db, [(limit, str(sends[i].sender_id)) for i in resent if i in counted])
     if events:
         log.info("messages_sent count=%d", len(events) // 2)
     done = [r for r in results if r is not None]
     assert len(done) == len(sends)  # a clientMessageId conflict has its stored twin, found above
     return done
+
+
+async def _record_refused(db: AsyncSession, refused: list[Send], at: datetime) -> None:
+    if not refused:
+        return
+    await db.execute(
+        insert(MessageRejection),
+        [
+            {
+                "sender_id": s.sender_id,
+                "match_id": s.match_id,
+                "rule": s.refused_by,
+                "created_at": at,
+            }
+            for s in refused
+        ],
+    )
+    for send in refused:
+        log.info(
+            "message_rejected user_id=%s match_id=%s rule=%s",
+            send.sender_id,
+            send.match_id,
+            send.refused_by,
+        )
+
+
+async def rejected_count(db: AsyncSession, *, user_id: uuid.UUID) -> int:
+    """How many of the user's messages the screen refused (for moderators)."""
+    return int(
+        await db.scalar(select(func.count()).where(MessageRejection.sender_id == user_id)) or 0
+    )
 
 
 async def _insert(db: AsyncSession, messages: list[MessageOut]) -> set[uuid.UUID]:
@@ -180,8 +226,8 @@ async def _answer_resends(
     sends: Sequence[Send],
     candidates: list[int],
     results: list[MessageOut | AppError | None],
-) -> list[uuid.UUID]:
-    """Answer each candidate that is a resend with its stored message; returns whom to refund."""
+) -> list[int]:
+    """Answer each candidate that is a resend with its stored message; returns which were."""
     keys = {
         i: (sends[i].match_id, sends[i].sender_id, sends[i].client_message_id)
         for i in candidates
@@ -192,17 +238,10 @@ async def _answer_resends(
     columns = tuple_(Message.match_id, Message.sender_id, Message.client_message_id)
     rows = await db.scalars(select(Message).where(columns.in_(list(keys.values()))))
     stored = {(m.match_id, m.sender_id, m.client_message_id): m for m in rows}
-    refunds = []
-    for i, key in keys.items():
-        if key in stored:
-            results[i] = message_out(stored[key])
-            refunds.append(sends[i].sender_id)
-    return refunds
-
-
-async def _refund(senders: list[uuid.UUID]) -> None:
-    for sender in senders:
-        limits.messages.give_back(sender)
+    resent = [i for i, key in keys.items() if key in stored]
+    for i in resent:
+        results[i] = message_out(stored[keys[i]])
+    return resent
 
 
 async def list_messages(
@@ -234,6 +273,17 @@ async def list_messages(
         await db.scalars(stmt.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
     )
     return [message_out(m) for m in reversed(page)]
+
+
+async def transcript(db: AsyncSession, *, match_id: uuid.UUID, limit: int) -> list[MessageOut]:
+    """A match's first `limit` messages, oldest first, whatever its state (moderators)."""
+    rows = await db.scalars(
+        select(Message)
+        .where(Message.match_id == match_id)
+        .order_by(Message.created_at, Message.id)
+        .limit(limit)
+    )
+    return [message_out(m) for m in rows]
 
 
 async def message_match_id(db: AsyncSession, *, message_id: uuid.UUID) -> uuid.UUID | None:

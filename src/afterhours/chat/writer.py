@@ -14,7 +14,9 @@ from collections import deque
 
 from afterhours.chat import service
 from afterhours.chat.schemas import MessageOut
+from afterhours.chat.screening import Screen
 from afterhours.db import Database
+from afterhours.limits import Limiter
 
 log = logging.getLogger("afterhours.chat")
 
@@ -30,10 +32,14 @@ class MessageWriter:
         self,
         database: Database,
         *,
+        limiter: Limiter,
+        screen: Screen,
         writers: int = WRITERS,
         max_batch: int = MAX_BATCH,
     ) -> None:
         self.database = database
+        self.limiter = limiter
+        self.screen = screen
         self.writers = writers
         self.max_batch = max_batch
         self.waiting: deque[Waiting] = deque()
@@ -41,9 +47,9 @@ class MessageWriter:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def send(self, send: service.Send) -> MessageOut:
-        """Store and send one message (rate limit counted); raises its AppError (or the
-        database's error, should its transaction fail alone)."""
-        service.take_rate(send.sender_id)
+        """Screen, store and send one message; raises its AppError (or the database's error,
+        should its transaction fail alone)."""
+        send = await service.screened(send, self.screen)
         future: asyncio.Future[MessageOut | Exception] = asyncio.get_running_loop().create_future()
         self.waiting.append((send, future))
         if self.busy < self.writers:
@@ -71,7 +77,7 @@ class MessageWriter:
     async def _store(self, sends: list[service.Send]) -> list[MessageOut | Exception]:
         try:
             async with self.database.transaction() as db:
-                return list(await service.store_messages(db, sends))
+                return list(await service.store_messages(db, sends, limiter=self.limiter))
         except Exception as exc:
             if len(sends) == 1:
                 return [exc]

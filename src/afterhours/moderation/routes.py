@@ -5,6 +5,7 @@ from fastapi import APIRouter, Request
 from pydantic import StringConstraints
 
 from afterhours.auth import DB, PremiumUser
+from afterhours.limits import counted
 from afterhours.moderation import service
 from afterhours.moderation.models import MAX_REPORT_DETAILS, ReportCategory
 from afterhours.openapi import errors
@@ -32,7 +33,12 @@ class ReportResponse(Ok):
     report: ReportRef
 
 
-@router.post("/reports", status_code=201, responses=errors(400, 401, 403, 404))
+@router.post(
+    "/reports",
+    status_code=201,
+    responses=errors(400, 401, 403, 404, 429),
+    dependencies=[counted("reports", "reports")],
+)
 async def report(body: ReportIn, request: Request, user: PremiumUser, db: DB) -> ReportResponse:
     """Report a user (optionally naming the match or one message); the report also blocks them.
     While the report is open, the match and its messages are kept for moderation."""

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Select, delete, exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from afterhours import clock
-from afterhours.chat.models import Message
+from afterhours import clock, limits
+from afterhours.chat.models import Message, MessageRejection
 from afterhours.matching.models import Decline, Match, Participant
 from afterhours.moderation.service import held_by_open_report
 from afterhours.profiles import tasks as photo_tasks
@@ -34,8 +34,9 @@ CHAT_RETENTION = timedelta(days=30)
 DECLINE_RETENTION = timedelta(days=7)
 # Missed events are replayable for 7 days; a phone away longer reloads its state over REST.
 EVENT_RETENTION = timedelta(days=7)
-# A device not seen for 90 days is gone; a banned one is kept, as it is the ban.
+# A device not seen for 90 days is gone (a ban of it is kept in afterhours.bans).
 FINGERPRINT_RETENTION = timedelta(days=90)
+REJECTION_RETENTION = timedelta(days=90)
 # Preferences can be set before the base profile; untouched for 30 days without one, they are
 # abandoned.
 ORPHAN_PREFERENCES_GRACE = timedelta(days=30)
@@ -131,7 +132,6 @@ async def delete_stale_fingerprints(db: AsyncSession, limit: int) -> int:
         DeviceFingerprint,
         (DeviceFingerprint.user_id, DeviceFingerprint.fingerprint_hash),
         DeviceFingerprint.last_seen_at < clock.now() - FINGERPRINT_RETENTION,
-        DeviceFingerprint.banned_at.is_(None),
         limit=limit,
     )
 
@@ -167,6 +167,17 @@ async def delete_orphan_preferences(db: AsyncSession, limit: int) -> int:
     return _count(await db.execute(delete(Preferences).where(Preferences.user_id.in_(batch))))
 
 
+async def delete_old_rejections(db: AsyncSession, limit: int) -> int:
+    """Screened-out messages count for moderators for 90 days (their content was never kept)."""
+    return await _delete_batch(
+        db,
+        MessageRejection,
+        (MessageRejection.id,),
+        MessageRejection.created_at < clock.now() - REJECTION_RETENTION,
+        limit=limit,
+    )
+
+
 async def delete_orphan_matches(db: AsyncSession, limit: int) -> int:
     """Matches left with fewer than two participants (one deleted their account while a report
     held the match) once no open report holds them any more; saved ones would live forever."""
@@ -193,4 +204,6 @@ def nightly_steps(reactions: sessions.Reactions) -> list[Step]:
         Step("orphan_profiles_deleted", delete_orphan_profiles),
         Step("orphan_preferences_deleted", delete_orphan_preferences),
         Step("orphan_matches_deleted", delete_orphan_matches),
+        Step("rejections_deleted", delete_old_rejections),
+        Step("rate_windows_deleted", limits.delete_ended_windows),
     ]

@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from afterhours.auth import DB, PremiumUser
+from afterhours.limits import counted
 from afterhours.openapi import errors
 from afterhours.safety import service
 from afterhours.schemas import MessageResponse, WireModel
@@ -23,7 +24,12 @@ class BlockIn(WireModel):
     user_id: uuid.UUID
 
 
-@router.post("/blocks", status_code=201, responses=errors(400, 401, 403, 404))
+@router.post(
+    "/blocks",
+    status_code=201,
+    responses=errors(400, 401, 403, 404, 429),
+    dependencies=[counted("blocks", "blocks")],
+)
 async def block(body: BlockIn, user: PremiumUser, db: DB, reactions: Reactions) -> MessageResponse:
     await service.block(db, blocker_id=user.user_id, blocked_id=body.user_id, reactions=reactions)
     return MessageResponse(message="User blocked")

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends, Request
 
 from afterhours import clock
 from afterhours.auth import DB, PremiumUser
+from afterhours.limits import counted
 from afterhours.openapi import errors
 from afterhours.schemas import MessageResponse
 from afterhours.sessions import service
@@ -29,7 +30,12 @@ def get_reactions(request: Request) -> service.Reactions:
 Reactions = Annotated[service.Reactions, Depends(get_reactions)]
 
 
-@router.post("/start", status_code=201, responses=errors(400, 401, 403, 409))
+@router.post(
+    "/start",
+    status_code=201,
+    responses=errors(400, 401, 403, 409, 429),
+    dependencies=[counted("session starts", "session_starts_hourly", "session_starts_daily")],
+)
 async def start(
     body: StartIn, request: Request, user: PremiumUser, db: DB, reactions: Reactions
 ) -> StartResponse:

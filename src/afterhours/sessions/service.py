@@ -12,14 +12,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
-from afterhours import clock, geo, jobs, realtime
+from afterhours import bans, clock, geo, jobs, realtime
 from afterhours.db import fetch_all
 from afterhours.errors import AppError
 from afterhours.profiles import service as profiles
 from afterhours.sessions.models import Session as Session  # re-exported: callers type with it
 from afterhours.sessions.schemas import SessionExpired, SessionExpiring
 from afterhours.settings import Settings
-from afterhours.users import DeviceFingerprint, User
 
 log = logging.getLogger("afterhours.sessions")
 
@@ -71,17 +70,7 @@ async def active_session(
 async def check_may_start(
     db: AsyncSession, *, user_id: uuid.UUID, fingerprint_hash: str | None
 ) -> None:
-    if await db.scalar(select(User.banned_at).where(User.id == user_id)) is not None:
-        raise AppError("USER_BANNED", "This account is banned", status=403)
-    if fingerprint_hash and await db.scalar(
-        select(DeviceFingerprint.user_id)
-        .where(
-            DeviceFingerprint.fingerprint_hash == fingerprint_hash,
-            DeviceFingerprint.banned_at.is_not(None),
-        )
-        .limit(1)
-    ):
-        raise AppError("DEVICE_BANNED", "This device is banned", status=403)
+    await bans.check_not_banned(db, user_id=user_id, fingerprint_hash=fingerprint_hash)
     if not await profiles.has_after_hours_profile(db, user_id=user_id):
         raise AppError("PROFILE_REQUIRED", "Create your After Hours profile first")
 
