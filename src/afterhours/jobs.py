@@ -64,8 +64,10 @@ async def defer(
         await deferrer.defer_async(**kwargs)
         return
     # A job already waiting under this lock does the same work; its conflict must not abort us.
+    # The savepoint is psycopg's, on the connection the insert runs on: SQLAlchemy's
+    # begin_nested() only emits SAVEPOINT once SQLAlchemy itself runs a statement in it.
     try:
-        async with db.begin_nested():
+        async with connection.transaction():
             await deferrer.defer_async(**kwargs)
     except AlreadyEnqueued:
         pass

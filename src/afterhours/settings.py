@@ -28,6 +28,9 @@ class Settings(BaseSettings):
 
     # Timings; the defaults are the seeds' (seconds unless named otherwise).
     session_minute_seconds: float = 60.0
+    # A session's total length, extensions included: each extension queues work and keeps a
+    # location live, so one session cannot run all night.
+    max_session_minutes: int = Field(default=180, ge=60)
     match_sweep_seconds: float = 30.0
     match_delay_start_seconds: float = 15.0
     match_delay_decline_seconds: float = 30.0

@@ -101,6 +101,27 @@ async def test_ending_early_cancels_warning_and_expiry(client, ready_user, conne
     assert session_events(phone) == []
 
 
+async def test_a_session_is_capped_and_keeps_one_expiry_and_one_warning_job(
+    client, ready_user, sql
+) -> None:
+    user = await ready_user()
+    session = (await start(client, user, duration=60)).json()["session"]
+    codes = []
+    for _ in range(100):
+        r = await client.post(
+            "/api/after-hours/session/extend", json={"additionalMinutes": 15}, headers=user.headers
+        )
+        codes.append(r.status_code if r.status_code == 200 else r.json()["code"])
+    # 60 minutes and eight extensions reach the 180-minute cap (tests/conftest.py keeps the
+    # default); everything after is refused and moves nothing.
+    assert codes == [200] * 8 + ["SESSION_LIMIT_REACHED"] * 92
+    r = await client.get("/api/after-hours/session", headers=user.headers)
+    now = r.json()["session"]
+    length = datetime.fromisoformat(now["expiresAt"]) - datetime.fromisoformat(now["startedAt"])
+    assert length.total_seconds() == 180 * SESSION_MINUTE
+    assert await jobs_to_run(sql, session["id"]) == ["sessions:expire", "sessions:warn"]
+
+
 async def test_missed_events_replay_by_seq_at_connect_and_over_rest(
     client, ready_user, connect
 ) -> None:

@@ -60,7 +60,7 @@ async def end(user: PremiumUser, db: DB, reactions: Reactions) -> MessageRespons
     return MessageResponse(message="Session ended")
 
 
-@router.post("/extend", responses=errors(400, 401, 403, 404))
+@router.post("/extend", responses=errors(400, 401, 403, 404, 409))
 async def extend(body: ExtendIn, request: Request, user: PremiumUser, db: DB) -> ExtendResponse:
     session = await service.extend_session(
         db,

@@ -145,18 +145,38 @@ async def start_session(
 
 
 async def schedule_expiry(db: AsyncSession, *, settings: Settings, session: Session) -> None:
-    """Defer the expiry and its warning for the session's current `expires_at`."""
+    """Make sure a job waits for the session's expiry and one for its warning.
+
+    Each has a per-session queueing lock, so a session never has more than one of each waiting
+    however often it is extended: a job that finds the session extended defers itself again."""
     expires_at = session.expires_at
-    await jobs.defer(db, "sessions:expire", at=expires_at, session_id=str(session.id))
+    await jobs.defer(
+        db,
+        "sessions:expire",
+        at=expires_at,
+        queueing_lock=f"sessions:expire:{session.id}",
+        session_id=str(session.id),
+    )
     warn_at = expires_at - session_minutes(settings, WARNING_MINUTES)
     if warn_at > clock.now():
         await jobs.defer(
             db,
             "sessions:warn",
             at=warn_at,
+            queueing_lock=f"sessions:warn:{session.id}",
             session_id=str(session.id),
-            expires_at=expires_at.isoformat(),
         )
+
+
+async def expire(
+    db: AsyncSession, *, settings: Settings, session_id: uuid.UUID, reactions: Reactions
+) -> None:
+    """The expiry job: close the session if its time is up, else follow its new expiry."""
+    if await close_expired(db, Session.id == session_id, reactions=reactions):
+        return
+    session = await db.get(Session, session_id)
+    if session is not None and session.ended_at is None:
+        await schedule_expiry(db, settings=settings, session=session)
 
 
 async def end_session(db: AsyncSession, *, user_id: uuid.UUID, reactions: Reactions) -> Session:
@@ -179,9 +199,15 @@ async def extend_session(
     session = await active_session(db, user_id=user_id, for_update=True)
     if session is None:
         raise no_active_session()
-    session.expires_at += session_minutes(settings, additional_minutes)
+    extended = session.expires_at + session_minutes(settings, additional_minutes)
+    if extended - session.started_at > session_minutes(settings, settings.max_session_minutes):
+        raise AppError(
+            "SESSION_LIMIT_REACHED",
+            f"A session lasts at most {settings.max_session_minutes} minutes",
+            status=409,
+        )
+    session.expires_at = extended
     await db.flush()
-    # The jobs deferred for the old expires_at find it moved and do nothing: no cancellation.
     await schedule_expiry(db, settings=settings, session=session)
     log.info("session_extended session_id=%s minutes=%d", session.id, additional_minutes)
     return session
@@ -235,18 +261,18 @@ async def close_expired(
     return len(closed)
 
 
-async def warn_expiring(
-    db: AsyncSession, *, settings: Settings, session_id: uuid.UUID, expires_at: datetime
-) -> bool:
-    """Send the 2-minute warning if it is still true and still timely; returns whether sent."""
+async def warn_expiring(db: AsyncSession, *, settings: Settings, session_id: uuid.UUID) -> bool:
+    """The warning job: send the 2-minute warning if it is still timely; returns whether sent."""
     session = await db.get(Session, session_id)
-    if session is None or session.ended_at is not None or session.expires_at != expires_at:
-        return False  # ended, or extended: a later warning job owns the new expiry
+    if session is None or session.ended_at is not None:
+        return False
     now = clock.now()
-    warn_at = expires_at - session_minutes(settings, WARNING_MINUTES)
+    warn_at = session.expires_at - session_minutes(settings, WARNING_MINUTES)
+    if now < warn_at - timedelta(seconds=1):  # extended since: the warning moves with it
+        await schedule_expiry(db, settings=settings, session=session)
+        return False
     # A worker catching up after downtime skips a warning once less than a minute would be left.
-    too_late = warn_at + session_minutes(settings, 1)
-    if not warn_at - timedelta(seconds=1) <= now <= too_late:
+    if now > warn_at + session_minutes(settings, 1):
         return False
     await realtime.emit(
         db, session.user_id, SessionExpiring(session_id=session.id, expires_at=session.expires_at)

@@ -1,14 +1,11 @@
 """Session jobs. Each is idempotent: it reads the row's current state before acting."""
 
 import uuid
-from datetime import datetime
-
 import procrastinate
 
 from afterhours.db import Database
 from afterhours.jobs import runtime
 from afterhours.sessions import service
-from afterhours.sessions.models import Session
 
 blueprint = procrastinate.Blueprint()
 
@@ -17,21 +14,22 @@ blueprint = procrastinate.Blueprint()
 async def expire(context: procrastinate.JobContext, session_id: str) -> None:
     rt = runtime(context)
     async with rt.db.transaction() as db:
-        await service.close_expired(
-            db, Session.id == uuid.UUID(session_id), reactions=rt.lifecycle.sessions
+        await service.expire(
+            db,
+            settings=rt.settings,
+            session_id=uuid.UUID(session_id),
+            reactions=rt.lifecycle.sessions,
         )
 
 
 @blueprint.task(name="warn", pass_context=True)
-async def warn(context: procrastinate.JobContext, session_id: str, expires_at: str) -> None:
+async def warn(
+    context: procrastinate.JobContext, session_id: str, expires_at: str | None = None
+) -> None:
+    # `expires_at` is what jobs queued by earlier versions carry; the session row is the truth.
     rt = runtime(context)
     async with rt.db.transaction() as db:
-        await service.warn_expiring(
-            db,
-            settings=rt.settings,
-            session_id=uuid.UUID(session_id),
-            expires_at=datetime.fromisoformat(expires_at),
-        )
+        await service.warn_expiring(db, settings=rt.settings, session_id=uuid.UUID(session_id))
 
 
 @blueprint.task(name="sweep_expired", pass_context=True, queueing_lock="sessions:sweep_expired")
