@@ -1,6 +1,7 @@
 """Session jobs. Each is idempotent: it reads the row's current state before acting."""
 
 import uuid
+
 import procrastinate
 
 from afterhours.db import Database
