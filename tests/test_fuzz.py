@@ -209,9 +209,18 @@ def encodable(value: Any) -> bool:
     return True
 
 
-def parameters(op: dict[str, Any], where: str, spec: dict[str, Any]) -> Any:
+def parameters(
+    op: dict[str, Any], where: str, spec: dict[str, Any], known: dict[str, str] | None = None
+) -> Any:
+    """Values for the operation's `where` parameters; a path parameter is also, often, the id
+    of something that exists (`known`), so the route goes past its lookup."""
+    known = known or {}
     params = {
-        p["name"]: (valid(p.get("schema", {}), spec) | param_scalars).filter(encodable)
+        p["name"]: (
+            (st.just(known[p["name"]]) if p["name"] in known else st.nothing())
+            | valid(p.get("schema", {}), spec)
+            | param_scalars
+        ).filter(encodable)
         for p in op.get("parameters", [])
         if p["in"] == where
     }
@@ -315,7 +324,12 @@ def boundary_cases(
 
 
 def fuzz_operation(
-    http: httpx.Client, spec: dict[str, Any], method: str, path: str, headers: dict[str, str]
+    http: httpx.Client,
+    spec: dict[str, Any],
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    known: dict[str, str],
 ) -> None:
     op = spec["paths"][path][method.lower()]
 
@@ -340,6 +354,8 @@ def fuzz_operation(
     }
     for body, query in boundary_cases(op, spec):
         send(body, query, some_path)
+        if known:
+            send(body, query, {name: known.get(name, value) for name, value in some_path.items()})
 
     @settings(
         max_examples=EXAMPLES_PER_ROUTE,
@@ -349,7 +365,7 @@ def fuzz_operation(
     @given(
         body=bodies(op, spec),
         query=parameters(op, "query", spec),
-        path_params=parameters(op, "path", spec),
+        path_params=parameters(op, "path", spec, known),
     )
     def run(body: tuple[bytes | None, str | None], query: dict[str, Any], path_params: Any) -> None:
         note(f"{method} {path} query={query!r:.200} path={path_params!r:.200} body={body!r:.300}")
@@ -370,15 +386,32 @@ async def test_no_documented_route_answers_junk_with_a_500(
     ]
     assert any(path.startswith("/api/") for _, path in operations)
 
-    users = {}
-    for operation in operations:
-        # A fresh premium user per route, with a base profile so bodies reach the deeper rules
-        # (photo decoding, After Hours profile); no After Hours profile, so no session can start
-        # and disturb other tests' matching.
-        user = make_user(premium=True)
+    async def profiled(*, admin: bool = False) -> Any:
+        # With a base profile so bodies reach the deeper rules (photo decoding, After Hours
+        # profile); no After Hours profile, so no session can start and disturb other tests'
+        # matching.
+        user = make_user(premium=True, admin=admin)
         r = await client.put("/api/profile", json=ADULT, headers=user.headers)
         assert r.status_code == 200, r.text
+        return user
+
+    users, known = {}, {}
+    for operation in operations:
+        # A fresh user per route; an admin on the admin routes, which then meet a report and a
+        # user that exist as well as ids that do not.
+        admin = operation[1].startswith("/api/admin/")
+        user = await profiled(admin=admin)
         users[operation] = {**user.headers, "X-Device-Fingerprint": f"fuzz-{uuid.uuid4()}"}
+        known[operation] = {}
+        if admin and "_id}" in operation[1]:
+            reporter, reported = await profiled(), await profiled()
+            r = await client.post(
+                "/api/after-hours/reports",
+                json={"reportedUserId": str(reported.id), "category": "spam"},
+                headers=reporter.headers,
+            )
+            assert r.status_code == 201, r.text
+            known[operation] = {"report_id": r.json()["report"]["id"], "user_id": str(reported.id)}
 
     def fuzz_all() -> list[str]:
         failures = []
@@ -388,7 +421,8 @@ async def test_no_documented_route_answers_junk_with_a_500(
         with httpx.Client(base_url=base_url, timeout=30, limits=no_reuse) as http:
             for method, path in operations:
                 try:
-                    fuzz_operation(http, spec, method, path, users[(method, path)])
+                    operation = (method, path)
+                    fuzz_operation(http, spec, method, path, users[operation], known[operation])
                 except Exception as exc:
                     failures.append(f"{method} {path}: {exc}")
         return failures
