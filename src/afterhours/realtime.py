@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import redis.asyncio
 import socketio
@@ -82,6 +82,18 @@ def room(user_id: uuid.UUID | str) -> str:
 
 
 Staged = list[tuple[uuid.UUID, str, dict[str, Any]]]  # (user, event name, payload with seq)
+ADMINS = "admins"  # the room every moderator's socket joins (the console's live queue)
+
+
+class Broadcast(NamedTuple):
+    """An event for a room rather than a user: neither numbered nor stored, so a client that
+    was away reloads what it shows instead of replaying (the console's queue)."""
+
+    room: str
+    name: str
+    data: dict[str, Any]
+
+
 # Staged under this name, a user is turned away: their sockets on every process disconnected.
 TURN_AWAY = "afterhours:turn_away"
 # What reacts to a transaction's events inside it, just before it commits (push, for users
@@ -106,32 +118,41 @@ class Emitter:
         self.has_sockets = has_sockets
         self.reactions = reactions
 
-    async def stage(self, db: AsyncSession, staged: Staged) -> None:
-        turned_away = [to for to, name, _ in staged if name == TURN_AWAY]
-        if turned_away:
-            staged = [event for event in staged if event[1] != TURN_AWAY]
+    async def stage(self, db: AsyncSession, staged: list[Any]) -> None:
+        broadcasts = [event for event in staged if isinstance(event, Broadcast)]
+        turned_away = [event[0] for event in staged if event[1] == TURN_AWAY]
+        if broadcasts or turned_away:
+            staged = [e for e in staged if not isinstance(e, Broadcast) and e[1] != TURN_AWAY]
         for react in self.reactions:
             await react(db, staged)
+        to_rooms = [(room(to), name, data) for to, name, data in staged] + broadcasts
         if isinstance(self.manager, PostgresManager):
-            messages = [self.manager.message(name, data, room(to)) for to, name, data in staged]
+            messages = [self.manager.message(name, data, to) for to, name, data in to_rooms]
             messages += [self.manager.close_message(room(to)) for to in turned_away]
             await self.manager.notify_within(db, messages)
             if self.has_sockets:
                 after_commit(db, lambda: self.manager.deliver_here(messages))
         else:
-            after_commit(db, lambda: self._publish(staged, turned_away))
+            after_commit(db, lambda: self._publish(to_rooms, turned_away))
 
-    async def _publish(self, staged: Staged, turned_away: list[uuid.UUID]) -> None:
+    async def _publish(
+        self, to_rooms: list[tuple[str, str, dict[str, Any]]], turned_away: list[uuid.UUID]
+    ) -> None:
         for to in turned_away:
             try:
                 await self.manager.close_room(room(to), namespace="/")
             except Exception:  # the ban holds at the next connect and on every request
                 log.exception("turn_away_failed user_id=%s", to)
-        for to, name, data in staged:
+        for to_room, name, data in to_rooms:
             try:
-                await self.manager.emit(name, data, namespace="/", room=room(to))
+                await self.manager.emit(name, data, namespace="/", room=to_room)
             except Exception:  # the event is stored; the client catches up by seq
-                log.exception("emit_failed event=%s room=%s", name, to)
+                log.exception("emit_failed event=%s room=%s", name, to_room)
+
+
+def to_admins(db: AsyncSession, name: str, data: dict[str, Any]) -> None:
+    """Send `name` to every connected moderator once `db` commits (not stored: see Broadcast)."""
+    stage_events(db, [Broadcast(ADMINS, name, data)])
 
 
 def turn_away(db: AsyncSession, user_id: uuid.UUID) -> None:
@@ -329,6 +350,8 @@ def install_connect(
                         db, user_id=identity.user_id, fingerprint_hash=fingerprint
                     )
                     await sio.enter_room(sid, room(identity.user_id))
+                    if identity.admin:
+                        await sio.enter_room(sid, ADMINS)
                     # Joined the room first, so nothing falls between replay and live events;
                     # the client drops any seq it has already seen.
                     await _replay(sio, db, sid, identity.user_id, auth.get("lastSeq"))

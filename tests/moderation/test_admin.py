@@ -272,3 +272,33 @@ async def test_a_ban_closes_an_open_match_and_the_other_side_is_told_only_that(
     assert_error(r, 404, "NOT_FOUND")
     r = await client.post(f"{ADMIN}/users/{admin.id}/ban", json={}, headers=admin.headers)
     assert_error(r, 400, "VALIDATION_ERROR")
+
+
+async def test_consoles_hear_of_reports_as_they_are_filed_and_decided(
+    client, make_user, connect
+) -> None:
+    admin, other_admin, stranger = make_user(admin=True), make_user(admin=True), make_user()
+    console, bystander = await connect(admin), await connect(stranger)
+    reporter, reported = make_user(), make_user()
+    for user in (reporter, reported):  # a user row is made at their first request
+        r = await client.get("/api/after-hours/session", headers=user.headers)
+        assert r.status_code == 200, r.text
+    report_id = await file_report(client, reporter, reported, details="rude")
+    filed = await console.wait_for("admin:report_filed")
+    assert filed["report"]["id"] == report_id
+    assert filed["report"]["status"] == "open" and filed["report"]["details"] == "rude"
+    assert "seq" not in filed  # a broadcast, not one of the user's numbered events
+    # The reported user was banned already: resolving with a ban is still a logged decision.
+    r = await client.post(
+        f"{ADMIN}/users/{reported.id}/ban", json={"reason": "x"}, headers=other_admin.headers
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        f"{ADMIN}/reports/{report_id}/resolve", json={"action": "ban"}, headers=admin.headers
+    )
+    assert r.status_code == 200, r.text
+    updated = await console.wait_for("admin:report_updated")
+    assert updated["report"]["id"] == report_id and updated["report"]["status"] == "resolved"
+    r = await client.get(f"{ADMIN}/reports/{report_id}", headers=admin.headers)
+    assert [a["action"] for a in r.json()["history"]] == ["ban"]
+    assert not [name for name, _ in bystander.events if name.startswith("admin:")]

@@ -21,6 +21,7 @@ from afterhours.moderation.models import (
     ModerationAction,
     Report,
 )
+from afterhours.moderation.schemas import ReportOut
 from afterhours.safety import service as safety
 from afterhours.sessions import service as sessions
 
@@ -77,6 +78,7 @@ async def report(
     await safety.block(
         db, blocker_id=reporter_id, blocked_id=reported_user_id, reactions=block_reactions
     )
+    announce(db, "admin:report_filed", filed)
     log.info(
         "report_filed report_id=%s reporter_id=%s reported_user_id=%s match_id=%s category=%s",
         filed.id,
@@ -102,6 +104,12 @@ def already_resolved() -> AppError:
     return AppError("REPORT_ALREADY_RESOLVED", "This report is already resolved", status=409)
 
 
+def announce(db: AsyncSession, event: str, report: Report) -> None:
+    """Tell every open console of the report's new state, once `db` commits."""
+    payload = ReportOut.model_validate(report, from_attributes=True)
+    realtime.to_admins(db, event, {"report": payload.model_dump(mode="json", by_alias=True)})
+
+
 async def _record(
     db: AsyncSession,
     *,
@@ -123,6 +131,10 @@ async def _record(
         )
     )
     await db.flush()
+    if report_id is not None:
+        report = await db.get(Report, report_id)  # in the session already: no query
+        assert report is not None
+        announce(db, "admin:report_updated", report)
     log.info(
         "moderation_action action=%s actor_id=%s subject_user_id=%s report_id=%s",
         action,
@@ -300,10 +312,15 @@ async def ban_user(
     that it closed), and, once this commits, the user's sockets on every process disconnected."""
     if user_id == actor_id:
         raise validation_error("userId", "You cannot ban yourself")
-    if not await bans.ban(db, user_id=user_id, by=actor_id, reason=reason):
+    newly = await bans.ban(db, user_id=user_id, by=actor_id, reason=reason)
+    if newly:
+        await sessions.end_for_user(
+            db, user_id=user_id, reason="banned", reactions=session_reactions
+        )
+        realtime.turn_away(db, user_id)
+    elif report_id is None:
         return  # already banned: nothing more to do, and nothing to log
-    await sessions.end_for_user(db, user_id=user_id, reason="banned", reactions=session_reactions)
-    realtime.turn_away(db, user_id)
+    # A report resolved by a ban that already held is still a decision, logged as one.
     await _record(
         db,
         actor_id=actor_id,
