@@ -16,7 +16,7 @@ from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from afterhours import jobs, migrations, realtime, serving, wiring
+from afterhours import console, jobs, migrations, realtime, serving, wiring
 from afterhours.auth import Fingerprints, TokenVerifier
 from afterhours.db import Database, libpq_url
 from afterhours.errors import AppError, install_handlers, render
@@ -173,6 +173,7 @@ def create_app(
     install_handlers(api)
     for router in wiring.ROUTERS:
         api.include_router(router)
+    console.mount_assets(api)
     wiring.install_socket_handlers(
         sio,
         verifier=api.state.verifier,

@@ -82,7 +82,15 @@ def worker(settings: Settings) -> None:
 def token(settings: Settings, user_id: str, premium: bool, admin: bool, ttl: int) -> None:
     from afterhours.auth import TokenVerifier
 
-    print(TokenVerifier(settings).issue(uuid.UUID(user_id), premium=premium, admin=admin, ttl=ttl))
+    issued = TokenVerifier(settings).issue(
+        uuid.UUID(user_id), premium=premium, admin=admin, ttl=ttl
+    )
+    print(issued)
+    if admin:
+        # On stderr, so `$(afterhours token ...)` stays the bare token. The token rides the
+        # fragment, which the browser never sends: it reaches no server log.
+        base = (settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+        print(f"moderation console: {base}/admin#token={issued}", file=sys.stderr)
 
 
 def parser() -> argparse.ArgumentParser:

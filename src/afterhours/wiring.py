@@ -16,7 +16,7 @@ import procrastinate
 import socketio
 from fastapi import APIRouter
 
-from afterhours import jobs, realtime
+from afterhours import console, jobs, realtime
 from afterhours.auth import Fingerprints, TokenVerifier
 from afterhours.chat import events as chat_events
 from afterhours.chat import screening
@@ -129,6 +129,7 @@ ROUTERS: list[APIRouter] = [
     admin_router,
     replay_router,
     push_router,
+    console.router,
 ]
 
 
