@@ -224,11 +224,17 @@ async def messages_rejected(db: AsyncSession, *, user_id: uuid.UUID) -> int:
     return await chat.rejected_count(db, user_id=user_id)
 
 
-async def assign(db: AsyncSession, *, report_id: uuid.UUID, actor_id: uuid.UUID) -> Report:
-    """The calling moderator takes the report (from whoever had it)."""
+async def unresolved_report(db: AsyncSession, report_id: uuid.UUID) -> Report:
+    """The report, locked, for an action only an unresolved report takes."""
     report = await get_report(db, report_id, for_update=True)
     if report.status == "resolved":
         raise already_resolved()
+    return report
+
+
+async def assign(db: AsyncSession, *, report_id: uuid.UUID, actor_id: uuid.UUID) -> Report:
+    """The calling moderator takes the report (from whoever had it)."""
+    report = await unresolved_report(db, report_id)
     report.assigned_to = actor_id
     await _record(
         db,
@@ -244,9 +250,7 @@ async def escalate(
     db: AsyncSession, *, report_id: uuid.UUID, actor_id: uuid.UUID, note: str
 ) -> Report:
     """Hand the report to senior moderators (status `escalated`; it keeps holding the chat)."""
-    report = await get_report(db, report_id, for_update=True)
-    if report.status == "resolved":
-        raise already_resolved()
+    report = await unresolved_report(db, report_id)
     report.status = "escalated"
     await _record(
         db,
@@ -270,9 +274,7 @@ async def resolve(
 ) -> Report:
     """Close the report, dismissed or with a ban of the reported user. From now on the chat it
     held falls under the normal 30-day retention again."""
-    report = await get_report(db, report_id, for_update=True)
-    if report.status == "resolved":
-        raise already_resolved()
+    report = await unresolved_report(db, report_id)
     report.status = "resolved"
     report.resolution = "banned" if action == "ban" else "dismissed"
     report.resolved_at = clock.now()
