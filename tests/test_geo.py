@@ -9,11 +9,18 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from afterhours import geo
-from afterhours.geo import CELL_KM, FUZZ_RADIUS_KM, Point
+from afterhours.geo import (
+    CELL_KM,
+    HALF_DIAGONAL_KM,
+    MAX_ERROR_KM,
+    PRIVACY_FLOOR_KM,
+    RING_INNER_KM,
+    RING_OUTER_KM,
+    Grid,
+    Point,
+)
 
 SECRET = b"k" * 64
-HALF_DIAGONAL_KM = math.hypot(CELL_KM / 2, CELL_KM / 2)  # ≈ 0.71 km
-WORST_ERROR_KM = HALF_DIAGONAL_KM + FUZZ_RADIUS_KM  # ≈ 1.71 km
 EPSILON_KM = 1e-9  # floating-point slack only (a micrometre)
 
 # Anywhere on the globe, and (separately, so they are not left to chance) the few kilometres
@@ -32,6 +39,12 @@ points = st.one_of(
 )
 user_ids = st.uuids()
 secrets = st.binary(min_size=1, max_size=64)
+# Any user's grid: shifted by anything from nothing to just under a cell, each way.
+grids = st.builds(
+    Grid,
+    st.floats(0, CELL_KM, exclude_max=True),
+    st.floats(0, CELL_KM, exclude_max=True),
+)
 
 
 def fuzz(point: Point, user_id: uuid.UUID, secret: bytes = SECRET) -> Point:
@@ -66,7 +79,8 @@ def test_two_points_in_one_cell_give_one_fuzzed_point(
     other = geo.offset(
         point, north_km=distance_km * math.cos(bearing), east_km=distance_km * math.sin(bearing)
     )
-    assume(geo.cell_of(other) == geo.cell_of(point))
+    grid = Grid.of_user(user, secret=SECRET)
+    assume(grid.cell_of(other) == grid.cell_of(point))
     assert fuzz(other, user) == fuzz(point, user)
 
 
@@ -74,8 +88,44 @@ def test_points_in_different_cells_get_independent_fuzz() -> None:
     user = uuid.uuid4()
     here = Point(52.52, 13.405)
     there = geo.offset(here, north_km=5, east_km=0)
-    assert geo.cell_of(here) != geo.cell_of(there)
+    grid = Grid.of_user(user, secret=SECRET)
+    assert grid.cell_of(here) != grid.cell_of(there)
     assert fuzz(here, user) != fuzz(there, user)
+
+
+# --- each user's grid is their own ------------------------------------------------------------
+
+
+def test_a_users_grid_is_the_same_every_time_and_depends_on_the_secret() -> None:
+    user = uuid.uuid4()
+    assert Grid.of_user(user, secret=SECRET) == Grid.of_user(user, secret=SECRET)
+    assert Grid.of_user(user, secret=SECRET) != Grid.of_user(user, secret=b"another secret")
+
+
+def test_grid_shifts_spread_over_a_whole_cell() -> None:
+    """Uniform in [0, CELL_KM) each way: where one user's cell ends says nothing of another's."""
+    rng = random.Random(11)
+    grids = [Grid.of_user(uuid.UUID(int=rng.getrandbits(128)), secret=SECRET) for _ in range(4000)]
+    for shifts in ([g.north_km for g in grids], [g.east_km for g in grids]):
+        assert all(0 <= s < CELL_KM for s in shifts)
+        for q in (0.25, 0.5, 0.75):
+            share = sum(s < q * CELL_KM for s in shifts) / len(shifts)
+            assert share == pytest.approx(q, abs=0.03)
+
+
+def test_cell_boundaries_differ_between_users() -> None:
+    """Two spots 200 m apart straddle a cell boundary for some users and not for others, in the
+    proportion the shift implies (200 m of a 1 km cell, north-south: one in five)."""
+    here = Point(48.8566, 2.3522)
+    there = geo.offset(here, north_km=0.2, east_km=0)
+    rng = random.Random(12)
+    users = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(4000)]
+    split = [
+        Grid.of_user(u, secret=SECRET).cell_of(here)
+        != Grid.of_user(u, secret=SECRET).cell_of(there)
+        for u in users
+    ]
+    assert sum(split) / len(split) == pytest.approx(0.2, abs=0.03)
 
 
 @pytest.mark.parametrize("sessions", [2, 10, 100])
@@ -108,35 +158,44 @@ def test_averaging_sessions_from_one_spot_gains_nothing(sessions: int) -> None:
 @example(Point(0, 180), uuid.UUID(int=5), SECRET)
 @example(Point(0, -180), uuid.UUID(int=6), SECRET)
 @example(Point(0, 0), uuid.UUID(int=7), SECRET)
-def test_fuzzed_point_is_within_half_diagonal_plus_fuzz_radius(
+def test_fuzzed_point_is_between_the_privacy_floor_and_the_max_error(
     point: Point, user: uuid.UUID, secret: bytes
 ) -> None:
     fuzzed = fuzz(point, user, secret)
     assert -90 <= fuzzed.lat <= 90
     assert -180 <= fuzzed.lon <= 180
-    assert geo.haversine_km(point, fuzzed) <= WORST_ERROR_KM + EPSILON_KM
+    km = geo.haversine_km(point, fuzzed)
+    assert PRIVACY_FLOOR_KM - EPSILON_KM <= km <= MAX_ERROR_KM + EPSILON_KM
 
 
-@settings(max_examples=2000)
-@given(points)
-@example(Point(90, 123))
-@example(Point(-90, -45))
-@example(Point(89.995, 179.999))
-def test_exact_point_is_within_half_diagonal_of_its_cell_centre(point: Point) -> None:
-    centre = geo.cell_centre(*geo.cell_of(point))
+@settings(max_examples=3000)
+@given(points, grids)
+@example(Point(90, 123), Grid())
+@example(Point(-90, -45), Grid())
+@example(Point(89.995, 179.999), Grid())
+@example(Point(89.995, 0), Grid(north_km=0.999))  # the polar row cut short by the pole
+@example(Point(90, 0), Grid(north_km=0.5))
+@example(Point(-89.999, 17), Grid(north_km=0.01, east_km=0.7))
+@example(Point(0.001, 179.9999), Grid(north_km=0.3, east_km=0.3))  # equator and antimeridian
+@example(Point(-0.001, -180), Grid(north_km=0.3, east_km=0.9))
+def test_exact_point_is_within_half_diagonal_of_its_cell_centre(point: Point, grid: Grid) -> None:
+    centre = grid.centre(*grid.cell_of(point))
+    assert -90 <= centre.lat <= 90
     assert geo.haversine_km(point, centre) <= HALF_DIAGONAL_KM + EPSILON_KM
 
 
 @settings(max_examples=2000)
 @given(points, user_ids, secrets)
-def test_fuzzed_point_is_within_fuzz_radius_of_the_cell_centre(
+def test_fuzzed_point_is_on_the_ring_around_the_cell_centre(
     point: Point, user: uuid.UUID, secret: bytes
 ) -> None:
-    centre = geo.cell_centre(*geo.cell_of(point))
-    assert geo.haversine_km(centre, fuzz(point, user, secret)) <= FUZZ_RADIUS_KM + EPSILON_KM
+    grid = Grid.of_user(user, secret=secret)
+    centre = grid.centre(*grid.cell_of(point))
+    km = geo.haversine_km(centre, fuzz(point, user, secret))
+    assert RING_INNER_KM - EPSILON_KM <= km <= RING_OUTER_KM + EPSILON_KM
 
 
-@given(points, st.floats(0, 2 * FUZZ_RADIUS_KM), st.floats(0, 2 * math.pi))
+@given(points, st.floats(0, 2 * RING_OUTER_KM), st.floats(0, 2 * math.pi))
 def test_destination_is_exactly_that_far_even_at_the_poles(
     point: Point, distance_km: float, bearing: float
 ) -> None:
@@ -144,41 +203,44 @@ def test_destination_is_exactly_that_far_even_at_the_poles(
     assert geo.haversine_km(point, moved) == pytest.approx(distance_km, abs=EPSILON_KM)
 
 
-def test_offsets_spread_uniformly_over_the_disc() -> None:
-    """Uniform over the disc: the share within radius r is (r / FUZZ_RADIUS_KM)²."""
+def test_offsets_spread_uniformly_over_the_ring() -> None:
+    """Uniform over the ring's area: the share within radius r is the share of its area."""
     spot = Point(40.4168, -3.7038)
-    centre = geo.cell_centre(*geo.cell_of(spot))
     rng = random.Random(7)
-    radii = [
-        geo.haversine_km(centre, fuzz(spot, uuid.UUID(int=rng.getrandbits(128))))
-        for _ in range(4000)
-    ]
-    for r in (0.25, 0.5, 0.75):
-        share = sum(d <= r * FUZZ_RADIUS_KM for d in radii) / len(radii)
-        assert share == pytest.approx(r * r, abs=0.03)
-    assert max(radii) <= FUZZ_RADIUS_KM + EPSILON_KM
-    assert max(radii) > 0.95 * FUZZ_RADIUS_KM
+    radii = []
+    for _ in range(4000):
+        user = uuid.UUID(int=rng.getrandbits(128))
+        grid = Grid.of_user(user, secret=SECRET)
+        radii.append(geo.haversine_km(grid.centre(*grid.cell_of(spot)), fuzz(spot, user)))
+    inner, outer = RING_INNER_KM, RING_OUTER_KM
+    for r in (1.1, 1.25, 1.4):
+        share = sum(d <= r for d in radii) / len(radii)
+        assert share == pytest.approx((r * r - inner * inner) / (outer**2 - inner**2), abs=0.03)
+    assert min(radii) >= inner - EPSILON_KM
+    assert max(radii) <= outer + EPSILON_KM
 
 
 @given(points, user_ids)
-def test_two_users_at_one_spot_are_shown_within_two_worst_errors(
+def test_two_users_at_one_spot_are_shown_within_two_max_errors(
     point: Point, other_user: uuid.UUID
 ) -> None:
     user = uuid.UUID(int=42)
     assume(user != other_user)
     km = geo.haversine_km(fuzz(point, user), fuzz(point, other_user))
-    assert 1 <= geo.display_km(km) <= math.ceil(2 * WORST_ERROR_KM)
+    assert 1 <= geo.display_km(km) <= math.ceil(2 * MAX_ERROR_KM)
 
 
 # --- the grid -------------------------------------------------------------------------------
 
 
-@given(st.floats(-89, 89), longitudes)
-def test_cells_are_one_km_rows_and_at_most_one_km_columns(lat: float, lon: float) -> None:
-    row, col = geo.cell_of(Point(lat, lon))
-    centre = geo.cell_centre(row, col)
-    north = geo.cell_centre(row + 1, 0)
-    east = geo.cell_centre(row, col + 1)
+@given(st.floats(-89, 89), longitudes, grids)
+def test_cells_are_one_km_rows_and_at_most_one_km_columns(
+    lat: float, lon: float, grid: Grid
+) -> None:
+    row, col = grid.cell_of(Point(lat, lon))
+    centre = grid.centre(row, col)
+    north = grid.centre(row + 1, 0)
+    east = grid.centre(row, col + 1)
     assert (north.lat - centre.lat) * geo.KM_PER_DEGREE_LAT == pytest.approx(CELL_KM)
     assert geo.haversine_km(centre, east) <= CELL_KM + EPSILON_KM
     assert geo.haversine_km(centre, east) >= 0.99 * CELL_KM

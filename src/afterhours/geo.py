@@ -1,9 +1,15 @@
 """Distances and the location-privacy scheme (see docs/privacy.md for the numbers and why).
 
-The exact point is snapped to a grid of ~1 km cells; the public ("fuzzed") point is the cell's
-centre moved by an offset of up to FUZZ_RADIUS_KM that is derived from a server secret, the user
-and the cell. So one user in one cell always shows the same fuzzed point: repeating sessions from
-one spot gives an observer the same point again, never a fresh sample to average towards the truth.
+The exact point is snapped to a cell of the user's own grid (~1 km cells, shifted by a secret
+amount per user); the public ("fuzzed") point is that cell's centre moved to a ring between
+RING_INNER_KM and RING_OUTER_KM away, in a direction and at a radius derived from a server secret,
+the user and the cell. So:
+- the public point is never within PRIVACY_FLOOR_KM of the truth: no point of a cell is farther
+  than HALF_DIAGONAL_KM from its centre, and the ring starts that much beyond the floor;
+- one user in one cell always shows the same public point: sessions repeated from one spot give
+  an observer the same point again, never a fresh sample to average towards the truth;
+- cell boundaries differ per user and are secret: walking an account across them, or knowing
+  another user's, tells nothing about where a user's cell ends.
 """
 
 import hashlib
@@ -14,8 +20,17 @@ from dataclasses import dataclass
 
 EARTH_RADIUS_KM = 6371.0088
 CELL_KM = 1.0
-FUZZ_RADIUS_KM = 1.0
 KM_PER_DEGREE_LAT = math.pi * EARTH_RADIUS_KM / 180
+# The farthest a point of a cell lies from the cell's centre (it holds up to the poles: see
+# _row_km_per_degree_lon).
+HALF_DIAGONAL_KM = math.hypot(CELL_KM / 2, CELL_KM / 2)
+# Nobody's public point is nearer their exact point than this, whoever they are and wherever.
+PRIVACY_FLOOR_KM = 0.3
+RING_INNER_KM = PRIVACY_FLOOR_KM + HALF_DIAGONAL_KM  # ≈ 1.007 km from the cell's centre
+RING_OUTER_KM = 1.5
+# The farthest a public point lies from the exact one: what a matched user's distance is off by,
+# at most, on each side.
+MAX_ERROR_KM = RING_OUTER_KM + HALF_DIAGONAL_KM  # ≈ 2.21 km
 
 
 @dataclass(frozen=True)
@@ -38,39 +53,61 @@ def display_km(distance_km: float) -> int:
     return max(1, math.ceil(distance_km))
 
 
-def cell_of(point: Point) -> tuple[int, int]:
-    """The grid cell: rows of CELL_KM in latitude, columns of at most CELL_KM in longitude."""
-    row = math.floor(point.lat * KM_PER_DEGREE_LAT / CELL_KM)
-    col = math.floor(point.lon * _row_km_per_degree_lon(row) / CELL_KM)
-    return row, col
+@dataclass(frozen=True)
+class Grid:
+    """A grid of cells: rows of CELL_KM in latitude, columns of at most CELL_KM in longitude,
+    moved `north_km` and `east_km` (each in [0, CELL_KM)) from the one anchored at 0°, 0°."""
 
+    north_km: float = 0.0
+    east_km: float = 0.0
 
-def cell_centre(row: int, col: int) -> Point:
-    lat = (row + 0.5) * CELL_KM / KM_PER_DEGREE_LAT
-    lon = (col + 0.5) * CELL_KM / _row_km_per_degree_lon(row)
-    return Point(lat=_clamp(lat, -90, 90), lon=_wrap_lon(lon))
+    @classmethod
+    def of_user(cls, user_id: uuid.UUID, *, secret: bytes) -> "Grid":
+        """The user's own grid: a secret shift of their own, the same for every session."""
+        u1, u2 = _uniforms(secret, f"grid:{user_id}")
+        return cls(north_km=CELL_KM * u1, east_km=CELL_KM * u2)
 
+    def cell_of(self, point: Point) -> tuple[int, int]:
+        row = math.floor((point.lat * KM_PER_DEGREE_LAT + self.north_km) / CELL_KM)
+        col = math.floor((point.lon * self._km_per_degree_lon(row) + self.east_km) / CELL_KM)
+        return row, col
 
-def _row_km_per_degree_lon(row: int) -> float:
-    # Measured on the row's edge nearer the equator, where a degree is longest: a column is then
-    # exactly CELL_KM wide there and narrower towards the pole, so no point of a cell is farther
-    # than the half-diagonal from its centre (measured mid-row, a cell is wider than CELL_KM on
-    # that edge, which matters within a few km of a pole).
-    edge_lat = min(abs(row), abs(row + 1)) * CELL_KM / KM_PER_DEGREE_LAT
-    return max(KM_PER_DEGREE_LAT * math.cos(math.radians(min(edge_lat, 90.0))), 1e-6)
+    def centre(self, row: int, col: int) -> Point:
+        """The middle of the cell: of its row's latitudes (cut at the pole) and its column."""
+        south, north = self._row_lats(row)
+        lon = ((col + 0.5) * CELL_KM - self.east_km) / self._km_per_degree_lon(row)
+        return Point(lat=(south + north) / 2, lon=_wrap_lon(lon))
+
+    def _row_lats(self, row: int) -> tuple[float, float]:
+        south = (row * CELL_KM - self.north_km) / KM_PER_DEGREE_LAT
+        north = ((row + 1) * CELL_KM - self.north_km) / KM_PER_DEGREE_LAT
+        return _clamp(south, -90, 90), _clamp(north, -90, 90)
+
+    def _km_per_degree_lon(self, row: int) -> float:
+        # Measured on the row's edge nearer the equator, where a degree is longest: a column is
+        # then CELL_KM wide there and narrower towards the pole, so no point of a cell is farther
+        # than the half-diagonal from its centre (measured mid-row, a cell is wider than CELL_KM
+        # on that edge, which matters within a few km of a pole).
+        south, north = self._row_lats(row)
+        edge_lat = 0.0 if south <= 0 <= north else min(abs(south), abs(north))
+        return max(KM_PER_DEGREE_LAT * math.cos(math.radians(edge_lat)), 1e-6)
 
 
 def fuzz(point: Point, *, user_id: uuid.UUID, secret: bytes) -> Point:
-    """The public point for `user_id` at `point`: stable per (user, cell), unguessable offset."""
-    row, col = cell_of(point)
-    centre = cell_centre(row, col)
-    digest = hmac.new(secret, f"{user_id}:{row}:{col}".encode(), hashlib.sha256).digest()
-    u1 = int.from_bytes(digest[:8], "big") / 2**64
-    u2 = int.from_bytes(digest[8:16], "big") / 2**64
-    # Uniform over the disc: radius ~ sqrt(u), so offsets do not cluster at the centre.
-    radius_km = FUZZ_RADIUS_KM * math.sqrt(u1)
-    bearing = 2 * math.pi * u2
-    return destination(centre, distance_km=radius_km, bearing=bearing)
+    """The public point for `user_id` at `point`: stable per (user, cell), unguessable offset,
+    between PRIVACY_FLOOR_KM and MAX_ERROR_KM from `point`."""
+    grid = Grid.of_user(user_id, secret=secret)
+    row, col = grid.cell_of(point)
+    u1, u2 = _uniforms(secret, f"{user_id}:{row}:{col}")
+    # Uniform over the ring's area (not its radius), so offsets do not crowd its inner edge.
+    radius_km = math.sqrt(RING_INNER_KM**2 + u1 * (RING_OUTER_KM**2 - RING_INNER_KM**2))
+    return destination(grid.centre(row, col), distance_km=radius_km, bearing=2 * math.pi * u2)
+
+
+def _uniforms(secret: bytes, message: str) -> tuple[float, float]:
+    """Two numbers in [0, 1) from HMAC-SHA256(secret, message): unguessable without the secret."""
+    digest = hmac.new(secret, message.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64, int.from_bytes(digest[8:16], "big") / 2**64
 
 
 def destination(point: Point, *, distance_km: float, bearing: float) -> Point:

@@ -1,6 +1,9 @@
 """What each phone hears of a match: the card (exactly its wire form, and replayed as stored),
 the accepts and the chat opening."""
 
+import math
+
+from afterhours import geo
 from afterhours.matching.schemas import MatchDelivered
 from tests.support.events import MATCH
 from tests.support.matching import open_match
@@ -27,7 +30,8 @@ async def test_mutual_match_delivers_each_the_others_card(client, person, connec
         wire = {k: v for k, v in card.items() if k != "seq"}
         assert MatchDelivered.model_validate(wire).model_dump(mode="json", by_alias=True) == wire
         km = card["profile"]["distanceKm"]
-        assert isinstance(km, int) and 1 <= km <= 9  # 5 km apart, each point fuzzed ≤ ~1.7 km
+        # 5 km apart, each public point up to MAX_ERROR_KM (≈ 2.2 km) from its person.
+        assert isinstance(km, int) and 1 <= km <= math.ceil(5 + 2 * geo.MAX_ERROR_KM)
         assert set(card) >= {
             "id",
             "status",

@@ -79,7 +79,7 @@ async def test_user_with_an_open_match_is_not_matched_again(client, person, conn
     await sa.wait_for(MATCH)
     await go(client, c)
     nothing = await sc.wait_for(NO_MATCHES)
-    assert nothing["activeUsersNearby"] == 2
+    assert nothing["activeUsersNearby"] == 0  # a and b could be, but two is told as 0
     assert sc.named(MATCH) == []
 
 

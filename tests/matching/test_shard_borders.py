@@ -19,8 +19,8 @@ from tests.support.clients import User
 from tests.support.server import running_server, settings_for
 from tests.support.sessions import go
 
-# Two shards meeting at 20°E. People stand 5 km or more from the line, beyond the ~1.5 km the
-# location fuzz may move them, so each is in the shard the test means.
+# Two shards meeting at 20°E. People stand 5 km or more from the line, beyond the ~2.2 km the
+# location fuzz may move them (geo.MAX_ERROR_KM), so each is in the shard the test means.
 WEST = Box(10.0, 11.0, 18.0, 20.0)
 EAST = Box(10.0, 11.0, 20.0, 22.0)
 

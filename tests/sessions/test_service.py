@@ -19,7 +19,6 @@ from tests.support.sessions import start
 SPOT = (12.345678, 98.765432)
 # A number this close to either coordinate (in degrees, ≈ 5 km) is the exact or the fuzzed point.
 NEAR_DEGREES = 0.05
-WORST_ERROR_KM = math.hypot(geo.CELL_KM / 2, geo.CELL_KM / 2) + geo.FUZZ_RADIUS_KM
 
 
 def spellings(value: float) -> set[str]:
@@ -98,7 +97,7 @@ async def test_exact_location_is_in_no_response_event_or_log_line(
     card = await phone_a.wait_for("after_hours:match", within=10)
     await phone_b.wait_for("after_hours:match", within=10)
     km = card["profile"]["distanceKm"]
-    assert isinstance(km, int) and 1 <= km <= math.ceil(2 * WORST_ERROR_KM)
+    assert isinstance(km, int) and 1 <= km <= math.ceil(2 * geo.MAX_ERROR_KM)
     match_id = card["id"]
     for user in (a, b):
         await call("GET", "/api/after-hours/session", user)
@@ -178,10 +177,12 @@ async def test_stored_fuzzed_point_is_not_the_exact_one_and_repeats_for_one_spot
         assert row[:2] == spot  # the exact point is kept as sent (for the travel check)
     fuzzed = geo.Point(*first[2:])
     assert fuzzed != exact
-    assert 0 < geo.haversine_km(exact, fuzzed) <= WORST_ERROR_KM
+    assert geo.PRIVACY_FLOOR_KM <= geo.haversine_km(exact, fuzzed) <= geo.MAX_ERROR_KM
     # Same user, same spot: the same point every time, so nothing to average towards the truth.
     assert second[2:] == first[2:] == back[2:]
     # Another cell, or another user at the same spot: another point.
     assert moved[2:] != first[2:]
     assert theirs[2:] != first[2:]
-    assert 0 < geo.haversine_km(exact, geo.Point(*theirs[2:])) <= WORST_ERROR_KM
+    assert (
+        geo.PRIVACY_FLOOR_KM <= geo.haversine_km(exact, geo.Point(*theirs[2:])) <= geo.MAX_ERROR_KM
+    )

@@ -11,10 +11,17 @@ from afterhours.auth import TokenVerifier
 
 
 class User:
-    """A test user with a fresh id and the headers that authenticate them."""
+    """A test user with a fresh id (or the one given) and the headers that authenticate them."""
 
-    def __init__(self, verifier: TokenVerifier, *, premium: bool, admin: bool = False) -> None:
-        self.id = uuid.uuid4()
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        *,
+        premium: bool,
+        admin: bool = False,
+        user_id: uuid.UUID | None = None,
+    ) -> None:
+        self.id = user_id or uuid.uuid4()
         self.token = verifier.issue(self.id, premium=premium, admin=admin)
         self.headers = {"Authorization": f"Bearer {self.token}"}
         self.place: tuple[float, float] | None = None  # where their sessions start

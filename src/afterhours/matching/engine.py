@@ -89,6 +89,15 @@ def compatible(
     return suits
 
 
+def suitors(w: Waiting, i: int) -> NDArray[np.int64]:
+    """Everyone who suits user `i`, and whom `i` suits (compatible, both ways), `i` left out."""
+    others = np.delete(np.arange(len(w), dtype=np.int64), i)
+    xyz = unit_vectors(w.lat, w.lon)
+    km = chord_to_km(np.linalg.norm(xyz[others] - xyz[i], axis=1))
+    suited: NDArray[np.int64] = others[compatible(w, np.full_like(others, i), others, km)]
+    return suited
+
+
 def pair(
     w: Waiting,
     excluded: set[tuple[int, int]],

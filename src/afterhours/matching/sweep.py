@@ -4,7 +4,7 @@ import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -79,21 +79,7 @@ async def sweep(
     waited = await waiting_since(db, candidates)
     candidates.sort(key=lambda s: (waited[s.id], s.user_id.int))
     today = now.date()
-    waiting = engine.Waiting.from_rows(
-        [
-            (
-                s.fuzzed_lat,
-                s.fuzzed_lon,
-                facts[s.user_id].gender,
-                facts[s.user_id].seeking_genders,
-                profiles.age_on(facts[s.user_id].birth_date, today),
-                facts[s.user_id].min_age,
-                facts[s.user_id].max_age,
-                facts[s.user_id].max_distance_km,
-            )
-            for s in candidates
-        ]
-    )
+    waiting = _waiting(candidates, facts, today)
     index = {s.user_id: i for i, s in enumerate(candidates)}
     excluded = {
         (index[a], index[b])
@@ -124,7 +110,7 @@ async def sweep(
             any(first in (i, j) for i, j, _ in pairs) if first is not None else False
         )
         if not result.focus_paired and focus_user not in busy:
-            nearby = _active_nearby(focus_session, in_area, facts)
+            nearby = await nearby_count(db, focus_session, in_area, facts)
             await realtime.emit(
                 db,
                 focus_session.user_id,
@@ -139,18 +125,66 @@ async def sweep(
     return result
 
 
-def _active_nearby(
-    focus: Session, candidates: list[Matchable], facts: dict[uuid.UUID, profiles.MatchingFacts]
-) -> int:
-    """Other people in session (matched or not) within the focus user's distance preference."""
-    me = geo.Point(focus.fuzzed_lat, focus.fuzzed_lon)
-    reach = facts[focus.user_id].max_distance_km if focus.user_id in facts else MAX_DISTANCE_KM
-    return sum(
-        1
-        for s in candidates
-        if s.user_id != focus.user_id
-        and geo.haversine_km(me, geo.Point(s.fuzzed_lat, s.fuzzed_lon)) <= reach
+def _waiting(
+    people: list[Matchable], facts: dict[uuid.UUID, profiles.MatchingFacts], today: date
+) -> engine.Waiting:
+    """The engine's view of `people` (each must have facts): where they are, whom they seek."""
+    return engine.Waiting.from_rows(
+        [
+            (
+                s.fuzzed_lat,
+                s.fuzzed_lon,
+                facts[s.user_id].gender,
+                facts[s.user_id].seeking_genders,
+                profiles.age_on(facts[s.user_id].birth_date, today),
+                facts[s.user_id].min_age,
+                facts[s.user_id].max_age,
+                facts[s.user_id].max_distance_km,
+            )
+            for s in people
+        ]
     )
+
+
+async def nearby_count(
+    db: AsyncSession,
+    focus: Session,
+    in_area: list[Matchable],
+    facts: dict[uuid.UUID, profiles.MatchingFacts],
+) -> int:
+    """`activeUsersNearby`: the people matching could pair the focus user with, now or once
+    their open match closes, told in coarse steps (nearby_band).
+
+    Only people matching itself would weigh count — by the engine's own rule (gender, age and
+    distance, both ways) and without blocks, recent declines or a saved match between them —
+    so the number cannot reveal someone who blocked the user or would never be shown to them."""
+    now = clock.now()
+    mine = Matchable(focus.id, focus.user_id, focus.fuzzed_lat, focus.fuzzed_lon, focus.started_at)
+    barred = {
+        b if a == focus.user_id else a
+        for a, b in await excluded_pairs(db, [focus.user_id], since=now - DECLINE_WINDOW)
+    }
+    near = [s for s in in_area if s.user_id != focus.user_id and s.user_id not in barred]
+    # The sweep loads facts of the people it may pair; those in a match are weighed here too.
+    missing = [s.user_id for s in [*near, mine] if s.user_id not in facts]
+    if missing:
+        facts = {**facts, **await profiles.matching_facts(db, user_ids=missing)}
+    if focus.user_id not in facts:
+        return 0
+    people = [mine, *(s for s in near if s.user_id in facts)]
+    return nearby_band(len(engine.suitors(_waiting(people, facts, now.date()), 0)))
+
+
+def nearby_band(count: int) -> int:
+    """A count as the event tells it: 0 below 5, then rounded down to 5, 10, a multiple of 10
+    up to 50, a multiple of 50 beyond. Nobody learns that one person came or went nearby."""
+    if count < 5:
+        return 0
+    if count < 10:
+        return 5
+    if count < 50:
+        return count // 10 * 10
+    return count // 50 * 50
 
 
 async def waiting_since(db: AsyncSession, candidates: list[Matchable]) -> dict[uuid.UUID, datetime]:
