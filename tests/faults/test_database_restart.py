@@ -244,6 +244,7 @@ async def test_a_push_whose_retry_meets_a_database_outage_is_sent_once_it_is_bac
             await asyncio.wait_for(stopped.wait(), 30)
             first = gateway.calls[0].body
             await asyncio.to_thread(restart, restartable)  # starts the stopped server
+
             # The retry carries the push it owed; newer events may meanwhile go out as pushes of
             # their own, in either order.
             async def retried() -> bool:
