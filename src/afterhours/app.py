@@ -158,6 +158,8 @@ def create_app(
         description="Timed, location-based matching sessions. Errors share one envelope: "
         '`{"success": false, "error": "...", "code": "..."}`.',
         lifespan=lifespan,
+        # So a generated client's base URL is the public one, not the generating machine's.
+        servers=[{"url": settings.public_url}] if settings.public_url else None,
     )
     api.state.settings = settings
     api.state.db = db

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import bans, users
@@ -84,13 +85,21 @@ class Fingerprints:
         return hmac.new(self.key, fingerprint.encode(), hashlib.sha256).hexdigest()
 
 
-def bearer_token(authorization: str | None) -> str:
-    if not authorization:
+# Declares the scheme in OpenAPI for every route that depends on it; without auto_error, so a
+# missing token is refused below in the contract's envelope rather than FastAPI's.
+BEARER = HTTPBearer(
+    scheme_name="bearerAuth",
+    bearerFormat="JWT",
+    description="The host app's JWT: `sub` the user id, `exp` required, optional `premium` and "
+    '`role: "admin"`.',
+    auto_error=False,
+)
+
+
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None:
         raise AppError("UNAUTHORIZED", "Missing bearer token", status=401)
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AppError("UNAUTHORIZED", "Missing bearer token", status=401)
-    return token.strip()
+    return credentials.credentials
 
 
 async def get_db(request: Request) -> Any:
@@ -105,12 +114,12 @@ DB = Annotated[AsyncSession, Depends(get_db, scope="function")]
 async def current_identity(
     request: Request,
     db: DB,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     x_device_fingerprint: Annotated[
         str | None, Header(max_length=MAX_FINGERPRINT_LENGTH, include_in_schema=False)
     ] = None,
 ) -> Identity:
-    identity: Identity = request.app.state.verifier.verify(bearer_token(authorization))
+    identity: Identity = request.app.state.verifier.verify(bearer_token(credentials))
     fingerprint = request.app.state.fingerprints.hash(x_device_fingerprint)
     await users.ensure_user(db, user_id=identity.user_id, fingerprint_hash=fingerprint)
     request.state.fingerprint_hash = fingerprint

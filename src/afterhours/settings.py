@@ -3,8 +3,9 @@
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LIMIT = r"^[1-9][0-9]{0,8}/[1-9][0-9]{0,8}$"  # "<hits>/<seconds>"
@@ -48,7 +49,8 @@ class Settings(BaseSettings):
     # On SIGTERM/Ctrl-C, requests in flight get this long to finish before connections close.
     shutdown_grace_seconds: int = 20
 
-    # Absolute base for links the service hands out (photo URLs); relative paths when unset.
+    # Absolute base for links the service hands out (photo URLs, OpenAPI's server); relative
+    # paths when unset. Kept without a trailing slash, so a path can be put after it as it is.
     public_url: str = ""
     url_signing_key: str | None = None
     # Keys the per-user location fuzz (docs/privacy.md); generated into the data dir when unset.
@@ -112,6 +114,24 @@ class Settings(BaseSettings):
     @property
     def s3_enabled(self) -> bool:
         return bool(self.s3_bucket)
+
+    @field_validator("public_url")
+    @classmethod
+    def check_public_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                "AFTERHOURS_PUBLIC_URL must be an http(s) URL without query or fragment,"
+                " e.g. https://api.example.com"
+            )
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def check_push(self) -> "Settings":
