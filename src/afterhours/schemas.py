@@ -13,9 +13,9 @@ from pydantic.alias_generators import to_camel
 # runs on (Unicode 14 on 3.11), where every newer emoji is unassigned and would be refused.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
 # Two format characters real text needs, let through only between two visible characters:
-# ZWJ builds emoji sequences (👩‍💻, 🏳️‍🌈) and Indic conjuncts, ZWNJ is written in Persian.
+# ZWJ builds emoji sequences (woman, ZWJ, laptop) and Indic conjuncts; ZWNJ is written in Persian.
 _JOINED = re.compile(r"(?<=[^\s\u200c\u200d])[\u200c\u200d](?=[^\s\u200c\u200d])")
-# A subdivision flag (🏴󠁧󠁢󠁳󠁣󠁴󠁿) is a black flag, tag characters and a cancel tag.
+# A subdivision flag (Scotland's, Wales') is a black flag, tag characters and a cancel tag.
 _TAG_FLAG = re.compile("\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")
 # Letters and symbols that render as nothing: the Hangul fillers, the blank Braille pattern.
 _BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
