@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
@@ -158,6 +159,8 @@ def create_app(
         description="Timed, location-based matching sessions. Errors share one envelope: "
         '`{"success": false, "error": "...", "code": "..."}`.',
         lifespan=lifespan,
+        # So a generated client's base URL is the public one, not the generating machine's.
+        servers=[{"url": settings.public_url}] if settings.public_url else None,
     )
     api.state.settings = settings
     api.state.db = db
@@ -211,9 +214,20 @@ def create_app(
                 raise AppError("NOT_FOUND", "Photo not found", status=404)
             return FileResponse(path, media_type="image/jpeg")
 
-    http = RequestId(
+    http: ASGIApp = RequestId(
         BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
     )
+    if settings.cors_origins:
+        # Outermost, so refusals (413, 429, 500) reach a browser page too; Socket.IO's polling
+        # requests get their headers from engineio, on the same list (realtime.create_server).
+        http = CORSMiddleware(
+            http,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-Id", "Retry-After"],
+            max_age=600,
+        )
     return serving.SocketApp(sio, other_asgi_app=http, socketio_path="socket.io")
 
 

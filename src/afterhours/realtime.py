@@ -309,7 +309,9 @@ def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
     return socketio.AsyncServer(
         async_mode="asgi",
         client_manager=client_manager(settings, url),
-        cors_allowed_origins="*",
+        # None lets only the service's own origin through (an empty list would turn the check
+        # off, so anyone's page could connect); a browser's Origin must be listed otherwise.
+        cors_allowed_origins=settings.cors_origins or None,
         json=CompactJson,
         ping_interval=settings.socket_ping_interval_seconds,
         ping_timeout=settings.socket_ping_timeout_seconds,

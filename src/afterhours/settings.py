@@ -3,9 +3,11 @@
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LIMIT = r"^[1-9][0-9]{0,8}/[1-9][0-9]{0,8}$"  # "<hits>/<seconds>"
 
@@ -51,9 +53,14 @@ class Settings(BaseSettings):
     # On SIGTERM/Ctrl-C, requests in flight get this long to finish before connections close.
     shutdown_grace_seconds: int = 20
 
-    # Absolute base for links the service hands out (photo URLs); relative paths when unset.
+    # Absolute base for links the service hands out (photo URLs, OpenAPI's server); relative
+    # paths when unset. Kept without a trailing slash, so a path can be put after it as it is.
     public_url: str = ""
     url_signing_key: str | None = None
+    # Browser origins allowed to call the API and open a socket, comma-separated
+    # ("https://app.example.com,https://admin.example.com"; "*" for any). Empty: none but the
+    # service's own; native apps send no Origin and are not concerned.
+    cors_origins: Annotated[list[str], NoDecode] = []
     # Keys the per-user location fuzz (docs/privacy.md); generated into the data dir when unset.
     location_secret: str | None = None
     # Keys the stored hashes of device fingerprints; generated into the data dir when unset.
@@ -116,6 +123,33 @@ class Settings(BaseSettings):
     def s3_enabled(self) -> bool:
         return bool(self.s3_bucket)
 
+    @field_validator("public_url")
+    @classmethod
+    def check_public_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                "AFTERHOURS_PUBLIC_URL must be an http(s) URL without query or fragment,"
+                " e.g. https://api.example.com"
+            )
+        return value.rstrip("/")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def check_cors_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list):
+            return value  # refused as not a list
+        return [_origin(str(item)) for item in value if str(item).strip()]
+
     @model_validator(mode="after")
     def check_push(self) -> "Settings":
         if self.push_webhook_url and len(self.push_webhook_secret or "") < 32:
@@ -124,6 +158,27 @@ class Settings(BaseSettings):
                 " (at least 32 characters; `openssl rand -hex 32` makes one)"
             )
         return self
+
+
+def _origin(given: str) -> str:
+    """An origin as browsers send it in `Origin` (scheme://host[:port], lower case, no path),
+    the form both the HTTP and the Socket.IO checks compare exactly."""
+    given = given.strip()
+    if given == "*":
+        return given
+    parts = urlsplit(given)
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            f"AFTERHOURS_CORS_ORIGINS: {given!r} is not an origin such as https://app.example.com"
+        )
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def persistent_secret(settings: Settings, name: str) -> str:

@@ -26,7 +26,7 @@ class LocalStorage:
             settings.url_signing_key or persistent_secret(settings, "url_signing_key")
         ).encode()
         self.ttl = settings.photo_url_ttl_seconds
-        self.base = settings.public_url.rstrip("/")
+        self.base = settings.public_url
 
     def path(self, key: str) -> Path:
         path = (self.root / key).resolve()

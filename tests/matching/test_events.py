@@ -82,18 +82,23 @@ async def test_card_text_survives_storage_and_replay_exactly(
 ) -> None:
     here = random_place()
     a, b = await person(place=here), await person(place=here)
-    odd = 'Zoë \\ "q" \t\n 🙂 \\n'
+    # A name is one line; a description may have line breaks.
+    odd = 'Zoë \\ "q" 🙂 \\n'
+    lines = 'Zoë \\ "q"\n 🙂 \\n'
     r = await client.put(
         "/api/profile",
         json={"name": odd, "birthDate": "1995-01-01", "gender": "nonbinary"},
         headers=b.headers,
     )
     assert r.status_code == 200
+    r = await client.put("/api/after-hours/profile", json={"description": lines}, headers=b.headers)
+    assert r.status_code == 200
     sa = await connect(a)
     await go(client, a)
     await go(client, b)
     card = await sa.wait_for(MATCH)
-    assert card["profile"]["name"] == odd.strip()
+    assert card["profile"]["name"] == odd
+    assert card["profile"]["description"] == lines
     events = (await client.get("/api/after-hours/events", headers=a.headers)).json()["events"]
     stored = next(e for e in events if e["event"] == MATCH)
     assert stored["data"] == card

@@ -6,12 +6,10 @@ from pydantic import StringConstraints
 
 from afterhours.chat.models import MAX_CLIENT_MESSAGE_ID, MAX_CONTENT
 from afterhours.realtime import ServerEvent
-from afterhours.schemas import Ok, WireModel
+from afterhours.schemas import DisplayText, Ok, WireModel
 
 # Trimmed first, so "   " is empty (refused) and the 1,000 limit counts what is stored.
-Content = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONTENT)
-]
+Content = Annotated[DisplayText, StringConstraints(min_length=1, max_length=MAX_CONTENT)]
 ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CLIENT_MESSAGE_ID)]
 
 

@@ -1,5 +1,6 @@
 import uuid
 from datetime import datetime
+from typing import Literal, get_args
 
 from sqlalchemy import (
     Boolean,
@@ -15,8 +16,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from afterhours.db import Base
 
-OPEN_STATUSES = ("pending", "active")
-CLOSED_STATUSES = ("declined", "expired", "ended", "blocked", "saved")
+OpenStatus = Literal["pending", "active"]
+ClosedStatus = Literal["declined", "expired", "ended", "blocked", "saved"]
+MatchStatus = Literal[OpenStatus, ClosedStatus]
+OPEN_STATUSES: tuple[OpenStatus, ...] = get_args(OpenStatus)
 
 
 class Match(Base):

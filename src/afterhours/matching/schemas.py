@@ -2,10 +2,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
+from afterhours.matching.models import ClosedStatus, MatchStatus
 from afterhours.realtime import ServerEvent
 from afterhours.schemas import Ok, WireModel
-
-ClosedStatus = Literal["declined", "expired", "ended", "blocked", "saved"]
 
 
 class Card(WireModel):
@@ -21,7 +20,7 @@ class Card(WireModel):
 
 class MatchOut(WireModel):
     id: uuid.UUID
-    status: str
+    status: MatchStatus
     created_at: datetime
     auto_decline_at: datetime
     accepted_by_me: bool

@@ -9,7 +9,7 @@ from afterhours.limits import counted
 from afterhours.moderation import service
 from afterhours.moderation.models import MAX_REPORT_DETAILS, ReportCategory
 from afterhours.openapi import errors
-from afterhours.schemas import Ok, WireModel
+from afterhours.schemas import DisplayText, Ok, WireModel
 
 router = APIRouter(prefix="/api/after-hours", tags=["safety"])
 
@@ -19,10 +19,7 @@ class ReportIn(WireModel):
     match_id: uuid.UUID | None = None
     message_id: uuid.UUID | None = None
     category: ReportCategory
-    details: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_REPORT_DETAILS)]
-        | None
-    ) = None
+    details: Annotated[DisplayText, StringConstraints(max_length=MAX_REPORT_DETAILS)] | None = None
 
 
 class ReportRef(WireModel):

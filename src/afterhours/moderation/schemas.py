@@ -14,10 +14,10 @@ from afterhours.moderation.models import (
     ReportStatus,
     Resolution,
 )
-from afterhours.schemas import Ok, WireModel
+from afterhours.schemas import DisplayText, Ok, WireModel
 
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_NOTE)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_REASON)]
+Note = Annotated[DisplayText, StringConstraints(max_length=MAX_NOTE)]
+Reason = Annotated[DisplayText, StringConstraints(max_length=MAX_REASON)]
 
 
 class ReportOut(WireModel):
@@ -90,9 +90,7 @@ class ResolveIn(WireModel):
 
 
 class EscalateIn(WireModel):
-    note: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NOTE)
-    ]
+    note: Annotated[Note, StringConstraints(min_length=1)]
 
 
 class BanIn(WireModel):

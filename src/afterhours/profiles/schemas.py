@@ -5,13 +5,13 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
 from afterhours.profiles.models import Gender
-from afterhours.schemas import Ok, WireModel
+from afterhours.schemas import DisplayLine, DisplayText, Ok, WireModel
 
 Age = Annotated[int, Field(ge=18, le=99)]
 
 
 class ProfileIn(WireModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[DisplayLine, StringConstraints(min_length=1, max_length=100)]
     birth_date: date
     gender: Gender
 
@@ -29,7 +29,7 @@ class ProfileResponse(Ok):
 
 
 class AfterHoursProfileIn(WireModel):
-    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+    description: Annotated[DisplayText, StringConstraints(max_length=500)]
 
 
 class AfterHoursProfileOut(WireModel):
