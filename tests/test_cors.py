@@ -141,6 +141,16 @@ async def test_a_configured_origin_may_open_a_socket(
     await socket.disconnect()
 
 
+async def test_with_origins_listed_the_services_own_pages_still_open_sockets(
+    cors_client: httpx.AsyncClient, cors_base_url: str, make_user: Any
+) -> None:
+    r = await cors_client.get(HANDSHAKE, headers={"Origin": cors_base_url})
+    assert r.status_code == 200, r.text
+    socket = await socket_with_origin(cors_base_url, make_user(admin=True), cors_base_url)
+    assert socket.connected  # the moderation console at /admin is one of them
+    await socket.disconnect()
+
+
 async def test_an_origin_not_listed_is_still_refused(
     cors_client: httpx.AsyncClient, cors_base_url: str, make_user: Any
 ) -> None:

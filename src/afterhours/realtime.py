@@ -305,13 +305,31 @@ def external_emitter(settings: Settings, reactions: Sequence[EventReaction] = ()
 # --- the server and its handlers ---------------------------------------------------------
 
 
+def allowed_origins(listed: list[str]) -> Any:
+    """Socket.IO's origin check: the service's own origin (the moderation console is one of its
+    pages) and those listed. engineio takes None as "own origin only" and an empty list as "no
+    check at all", so never pass it [] and never a bare list, which would drop the own origin."""
+    if not listed:
+        return None
+    if "*" in listed:
+        return "*"
+    allowed = frozenset(listed)
+
+    def check(origin: str | None, environ: dict[str, Any]) -> bool:
+        own = {f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"}
+        if "HTTP_X_FORWARDED_HOST" in environ:  # as engineio's own check reads a proxy's
+            scheme = environ.get("HTTP_X_FORWARDED_PROTO", "https").split(",")[0].strip()
+            own.add(f"{scheme}://{environ['HTTP_X_FORWARDED_HOST'].split(',')[0].strip()}")
+        return origin in allowed or origin in own
+
+    return check
+
+
 def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
     return socketio.AsyncServer(
         async_mode="asgi",
         client_manager=client_manager(settings, url),
-        # None lets only the service's own origin through (an empty list would turn the check
-        # off, so anyone's page could connect); a browser's Origin must be listed otherwise.
-        cors_allowed_origins=settings.cors_origins or None,
+        cors_allowed_origins=allowed_origins(settings.cors_origins),
         json=CompactJson,
         ping_interval=settings.socket_ping_interval_seconds,
         ping_timeout=settings.socket_ping_timeout_seconds,
