@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from afterhours import bans
+from afterhours import bans, metrics
 from afterhours.auth import MAX_FINGERPRINT_LENGTH, Fingerprints, Identity, TokenVerifier
 from afterhours.db import (
     DATABASE_OUTAGE,
@@ -112,6 +112,8 @@ class Emitter:
             staged = [event for event in staged if event[1] != TURN_AWAY]
         for react in self.reactions:
             await react(db, staged)
+        for name, count in Counter(name for _, name, _ in staged).items():
+            metrics.count_on_commit(db, metrics.EVENTS_FANNED_OUT.labels(name), count)
         if isinstance(self.manager, PostgresManager):
             messages = [self.manager.message(name, data, room(to)) for to, name, data in staged]
             messages += [self.manager.close_message(room(to)) for to in turned_away]
