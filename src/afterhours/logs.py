@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -40,10 +41,13 @@ class RequestIdFilter(logging.Filter):
 def json_formatter() -> logging.Formatter:
     # Only these fields (no pathname, thread, ...): time (ISO 8601, UTC), level, logger,
     # message, request_id, and exc_info when there is a traceback.
+    # Fields a library passes in `extra` (procrastinate's job, action) are kept: they are
+    # structured already. uvicorn's ANSI-coloured copy of its message is not.
     return JsonFormatter(
         ["levelname", "name", "message", "request_id"],
         rename_fields={"levelname": "level", "name": "logger"},
         timestamp="time",
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"],
     )
 
 
