@@ -8,7 +8,9 @@ import httpx
 from tests.support.clients import assert_error
 
 
-async def test_the_ops_page_and_every_asset_it_loads_are_served(client: httpx.AsyncClient) -> None:
+async def test_the_ops_page_and_the_assets_it_loads_are_served_and_nothing_else_is(
+    client: httpx.AsyncClient,
+) -> None:
     r = await client.get("/admin/ops")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
@@ -31,7 +33,6 @@ async def test_the_ops_page_and_every_asset_it_loads_are_served(client: httpx.As
         re.search(r">[^<]+</button>", b) for b in re.findall(r"<button[^>]*>[^<]*</button>", page)
     )
 
-
-async def test_the_assets_mount_serves_assets_only(client: httpx.AsyncClient) -> None:
+    # The mount serves the page's assets, never the package's Python.
     for path in ("routes.py", "__init__.py", "missing.js", "", "../settings.py"):
         assert_error(await client.get(f"/admin/assets/{path}"), 404, "NOT_FOUND")
