@@ -2,8 +2,8 @@
 
 Read here rather than counted in memory, so every serving process answers the same (aggregate
 them with max(), not sum()). Each rule stays with its feature (what a live session is, an open
-match, a waiting user); this module only puts their counts in one statement, and the job
-queue's in another, so a scrape costs a few index scans.
+match, a waiting user); this module only puts their counts in one statement, beside one for
+the job queue and one for the workers, so a scrape costs a few index scans.
 """
 
 from datetime import datetime
