@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from afterhours import console, jobs, migrations, realtime, serving, wiring
+from afterhours import jobs, logs, metrics, migrations, realtime, serving, wiring
 from afterhours.auth import Fingerprints, TokenVerifier
 from afterhours.db import Database, libpq_url
 from afterhours.errors import AppError, install_handlers, render
@@ -30,6 +31,8 @@ log = logging.getLogger("afterhours.app")
 
 
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A method label outside these is "other": clients choose methods, series must stay bounded.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestId:
@@ -53,7 +56,53 @@ class RequestId:
                 headers["X-Request-Id"] = request_id
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with logs.request_context(request_id):
+            await self.app(scope, receive, send_with_id)
+
+
+class HttpMetrics:
+    """Latency and status of every HTTP request, labelled by the route that matched: its path
+    template (`/api/after-hours/matches/{match_id}`), never the raw path, so there are as many
+    series as routes whatever clients send."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an exception escaped every handler
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            route = route_template(scope)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            elapsed = time.perf_counter() - started
+            metrics.HTTP_SECONDS.labels(route, method).observe(elapsed)
+            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that took the request, once it has been handled."""
+    # The router leaves the route it chose (a 405's included) in the scope.
+    template = getattr(scope.get("route"), "path_format", None)
+    if template:
+        return str(template)
+    # A mount (the console's assets) names no route: it moves its prefix into root_path.
+    if "app_root_path" in scope:
+        mounted = scope.get("root_path", "").removeprefix(scope["app_root_path"])
+        if mounted:
+            return f"{mounted}/{{path}}"
+    return metrics.UNMATCHED_ROUTE
 
 
 class BodyLimit:
@@ -176,7 +225,6 @@ def create_app(
     install_handlers(api)
     for router in wiring.ROUTERS:
         api.include_router(router)
-    console.mount_assets(api)
     wiring.install_socket_handlers(
         sio,
         verifier=api.state.verifier,
@@ -215,7 +263,9 @@ def create_app(
             return FileResponse(path, media_type="image/jpeg")
 
     http: ASGIApp = RequestId(
-        BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
+        HttpMetrics(
+            BodyLimit(api, max_json=settings.max_json_bytes, max_photo=settings.max_photo_bytes)
+        )
     )
     if settings.cors_origins:
         # Outermost, so refusals (413, 429, 500) reach a browser page too; Socket.IO's polling

@@ -10,12 +10,10 @@ import uuid
 from afterhours.settings import Settings, get_settings
 
 
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(settings: Settings) -> None:
+    from afterhours import logs
+
+    logs.configure(settings.log_format)
 
 
 def migrate(settings: Settings) -> str:
@@ -114,8 +112,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    configure_logging()
     settings = get_settings()
+    configure_logging(settings)
     if args.command == "serve":
         serve(settings, args.host, args.port, with_worker=not args.no_worker)
     elif args.command == "worker":

@@ -239,3 +239,60 @@ async def last_heartbeat_age(db: AsyncSession) -> float | None:
         text("SELECT EXTRACT(EPOCH FROM now() - max(last_heartbeat)) FROM procrastinate_workers")
     )
     return None if age is None else float(age)
+
+
+@dataclass(frozen=True)
+class TaskQueue:
+    """One task's jobs, as the operator's gauges show them."""
+
+    due: int  # waiting for a worker now
+    scheduled: int  # waiting for their time
+    running: int
+    lag_seconds: float  # how long the oldest due job has been due (0: none)
+
+
+# Per task, in one pass over the queue's partial index of open jobs. A due job has been due
+# since its `scheduled_at`, or, unscheduled, since it was (re)queued: procrastinate keeps that
+# time only as an event, read for the one oldest job of each task.
+QUEUE_STATE = """
+WITH open_jobs AS (
+    SELECT task_name, id, status, scheduled_at,
+           status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now()) AS due
+    FROM procrastinate_jobs WHERE status IN ('todo', 'doing')
+), per_task AS (
+    SELECT task_name,
+           count(*) FILTER (WHERE due) AS due,
+           count(*) FILTER (WHERE status = 'todo' AND NOT due) AS scheduled,
+           count(*) FILTER (WHERE status = 'doing') AS running,
+           min(scheduled_at) FILTER (WHERE due) AS first_scheduled,
+           min(id) FILTER (WHERE due AND scheduled_at IS NULL) AS first_unscheduled
+    FROM open_jobs GROUP BY task_name
+)
+SELECT task_name, due, scheduled, running,
+       COALESCE(EXTRACT(EPOCH FROM now() - LEAST(first_scheduled, (
+           SELECT max(e.at) FROM procrastinate_events e
+           WHERE e.job_id = first_unscheduled
+             AND e.type IN ('deferred', 'deferred_for_retry', 'retried')
+       ))), 0)
+FROM per_task
+"""
+
+
+async def queue_state(db: AsyncSession) -> dict[str, TaskQueue]:
+    """Every registered task's jobs (zeros for a task with none), and any other task's found."""
+    state = {task.name: TaskQueue(0, 0, 0, 0.0) for task in job_app.tasks.values()}
+    for task, due, scheduled, running, lag in await db.execute(text(QUEUE_STATE)):
+        state[task] = TaskQueue(int(due), int(scheduled), int(running), max(0.0, float(lag)))
+    return state
+
+
+async def workers_alive(db: AsyncSession, max_age: float) -> int:
+    """Workers that have reported within `max_age` seconds."""
+    alive = await db.scalar(
+        text(
+            "SELECT count(*) FROM procrastinate_workers"
+            " WHERE last_heartbeat > now() - make_interval(secs => :age)"
+        ),
+        {"age": max_age},
+    )
+    return int(alive or 0)

@@ -22,6 +22,7 @@ from sqlalchemy import DateTime, ForeignKey, Integer, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from afterhours import metrics
 from afterhours.db import DATABASE_OUTAGE, Base, Database, execute_bulk
 
 log = logging.getLogger("afterhours.presence")
@@ -75,9 +76,11 @@ class Presence:
 
     def connected(self, user_id: uuid.UUID) -> None:
         self.sockets[user_id] += 1
+        metrics.SOCKETS.inc()
         self._note(user_id)
 
     def disconnected(self, user_id: uuid.UUID) -> None:
+        metrics.SOCKETS.dec()
         self.sockets[user_id] -= 1
         if self.sockets[user_id] <= 0:
             del self.sockets[user_id]

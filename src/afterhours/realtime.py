@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from afterhours import bans
+from afterhours import bans, logs, metrics
 from afterhours.auth import MAX_FINGERPRINT_LENGTH, Fingerprints, Identity, TokenVerifier
 from afterhours.db import (
     DATABASE_OUTAGE,
@@ -125,6 +125,8 @@ class Emitter:
             staged = [e for e in staged if not isinstance(e, Broadcast) and e[1] != TURN_AWAY]
         for react in self.reactions:
             await react(db, staged)
+        for name, count in Counter(name for _, name, _ in staged).items():
+            metrics.count_on_commit(db, metrics.EVENTS_FANNED_OUT.labels(name), count)
         to_rooms = [(room(to), name, data) for to, name, data in staged] + broadcasts
         if isinstance(self.manager, PostgresManager):
             messages = [self.manager.message(name, data, to) for to, name, data in to_rooms]
@@ -467,6 +469,11 @@ def ack_handler(
     contract's envelope and never an exception through the socket."""
 
     async def on_event(sid: str, *args: Any) -> dict[str, Any]:
+        # Each event is a unit of work of its own, like a request: its log lines share an id.
+        with logs.request_context(uuid.uuid4().hex):
+            return await handle(sid, *args)
+
+    async def handle(sid: str, *args: Any) -> dict[str, Any]:
         session = await sio.get_session(sid)
         identity: Identity = session["identity"]
         if time.time() >= identity.expires_at:

@@ -3,7 +3,7 @@
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     push_retry_seconds: float = 2.0
     push_attempts: int = 6
     push_timeout_seconds: float = 5.0
+
+    # Operations (docs/operations.md, "Metrics"). Scrapers send this as a bearer token on
+    # GET /metrics (an admin's JWT is accepted too); unset, only admins may scrape.
+    metrics_token: str | None = None
+    # `afterhours worker` has no HTTP server: with this set, its own counters are served there.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    # `text` (key=value lines) or `json` (one JSON object a line, with the request's id).
+    log_format: Literal["text", "json"] = "text"
 
     photo_url_ttl_seconds: int = 3600
     # A photo storage refused to delete is tried again after this, then twice as long each time.

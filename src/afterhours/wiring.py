@@ -16,7 +16,7 @@ import procrastinate
 import socketio
 from fastapi import APIRouter
 
-from afterhours import console, jobs, realtime
+from afterhours import jobs, metrics, realtime
 from afterhours.auth import Fingerprints, TokenVerifier
 from afterhours.chat import events as chat_events
 from afterhours.chat import screening
@@ -24,6 +24,7 @@ from afterhours.chat.routes import router as chat_router
 from afterhours.chat.schemas import SendMessageIn, TypingIn
 from afterhours.chat.screening import Screen
 from afterhours.chat.writer import MessageWriter
+from afterhours.console.routes import router as console_router
 from afterhours.db import Database
 from afterhours.limits import Limiter
 from afterhours.matching import service as matching
@@ -32,6 +33,7 @@ from afterhours.matching.tasks import blueprint as matching_tasks
 from afterhours.moderation import service as moderation
 from afterhours.moderation.admin import router as admin_router
 from afterhours.moderation.routes import router as moderation_router
+from afterhours.ops.routes import router as ops_router
 from afterhours.presence import Presence
 from afterhours.profiles import service as profiles
 from afterhours.profiles.routes import router as profiles_router
@@ -129,7 +131,8 @@ ROUTERS: list[APIRouter] = [
     admin_router,
     replay_router,
     push_router,
-    console.router,
+    ops_router,
+    console_router,
 ]
 
 
@@ -164,6 +167,8 @@ async def run_worker_alone(settings: Settings) -> None:
     stop it cleanly (running jobs finish); it raises jobs.WorkerGaveUp if it cannot go on."""
     assert settings.database_url
     jobs.register_tasks(JOB_BLUEPRINTS)
+    # No HTTP of its own: the counters of what this worker did go out on a port of their own.
+    stop_metrics = metrics.serve_worker_metrics(settings)
     outbox = realtime.external_emitter(settings, event_reactions(settings))
     db = Database(settings.database_url, outbox=outbox)
     pool = await jobs.open_job_app(settings.database_url)
@@ -188,3 +193,4 @@ async def run_worker_alone(settings: Settings) -> None:
         await db.dispose()
         if gateway is not None:
             await gateway.aclose()
+        stop_metrics()

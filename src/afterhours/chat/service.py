@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from afterhours import clock, realtime
+from afterhours import clock, metrics, realtime
 from afterhours.chat.models import Message, MessageRejection
 from afterhours.chat.schemas import MessageOut as MessageOut  # re-exported: callers type with it
 from afterhours.chat.schemas import MessageSent
@@ -159,6 +159,7 @@ async def store_messages(
     resent = await _answer_resends(db, sends, maybe_resent, results)
     # A resend is no new message: it gives back what it took of the sender's allowance.
     await limiter.give_back(db, [(limit, str(sends[i].sender_id)) for i in resent if i in counted])
+    metrics.count_on_commit(db, metrics.MESSAGES_STORED, len(events) // 2)
     if events:
         log.info("messages_sent count=%d", len(events) // 2)
     done = [r for r in results if r is not None]
@@ -169,6 +170,7 @@ async def store_messages(
 async def _record_refused(db: AsyncSession, refused: list[Send], at: datetime) -> None:
     if not refused:
         return
+    metrics.count_on_commit(db, metrics.MESSAGES_REJECTED, len(refused))
     await db.execute(
         insert(MessageRejection),
         [

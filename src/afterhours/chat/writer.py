@@ -9,6 +9,7 @@ transaction holding it commits.
 """
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 
@@ -54,7 +55,8 @@ class MessageWriter:
         self.waiting.append((send, future))
         if self.busy < self.writers:
             self.busy += 1
-            task = asyncio.create_task(self._write())
+            # A fresh context: the batch is every waiting sender's, not this event's (its id).
+            task = asyncio.create_task(self._write(), context=contextvars.Context())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         # Shielded: a sender that goes away mid-write does not cancel the others' transaction.

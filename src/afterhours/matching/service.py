@@ -4,17 +4,17 @@
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock, jobs, realtime
 from afterhours.errors import AppError, not_found
+from afterhours.matching.models import OPEN_STATUSES as OPEN_STATUSES  # re-exported: for gauges
 from afterhours.matching.models import (
-    OPEN_STATUSES,
     Decline,
     Match,
     Participant,
@@ -136,6 +136,28 @@ async def other_participant(
 async def open_match_id(db: AsyncSession, *, user_id: uuid.UUID) -> uuid.UUID | None:
     return await db.scalar(
         select(Participant.match_id).where(Participant.user_id == user_id, Participant.is_open)
+    )
+
+
+def waiting_count(now: ColumnElement[datetime]) -> Select[int]:
+    """People in a live session with no open match: whom the next sweep tries to pair (the
+    sweep's own test of "busy": an open participant row)."""
+    session = sessions.Session
+    busy = select(Participant.user_id).where(
+        Participant.is_open, Participant.user_id == session.user_id
+    )
+    return select(func.count()).select_from(session).where(sessions.is_live(now), ~busy.exists())
+
+
+def open_counts(now: ColumnElement[datetime]) -> Select[str, int]:
+    """Open matches by their status as of `now` (one whose time is up is not open any more)."""
+    status = status_at(now, sessions_on=sessions_on_at(now)).label("status")
+    open_ids = select(Participant.match_id).where(Participant.is_open)
+    as_of_now = select(status).where(Match.id.in_(open_ids)).subquery()
+    return (
+        select(as_of_now.c.status, func.count())
+        .where(as_of_now.c.status.in_(OPEN_STATUSES))
+        .group_by(as_of_now.c.status)
     )
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import ARRAY, Uuid, and_, any_, bindparam, delete, func, or_, se
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from afterhours import clock, geo, jobs, realtime
+from afterhours import clock, geo, jobs, metrics, realtime
 from afterhours.db import any_of, execute_bulk, fetch_all
 from afterhours.geo import Box
 from afterhours.matching import engine
@@ -310,5 +310,6 @@ async def create_matches(
     if complete:
         # One job closes every match of this sweep still pending at its deadline.
         await jobs.defer(db, "matching:auto_decline_due", at=auto_decline_at)
+    metrics.count_on_commit(db, metrics.MATCHES_MADE, len(complete))
     log.info("matches_created count=%d", len(complete))
     return len(complete)

@@ -17,7 +17,7 @@ from dataclasses import asdict
 
 import procrastinate
 
-from afterhours import jobs
+from afterhours import jobs, metrics
 from afterhours.geo import Box
 from afterhours.jobs import runtime
 from afterhours.matching import service, shards, sweep
@@ -54,20 +54,22 @@ async def sweep_shard(
     context: procrastinate.JobContext, south: float, north: float, west: float, east: float
 ) -> None:
     rt = runtime(context)
-    async with rt.db.transaction() as db:
-        await sweep.sweep(
-            db, settings=rt.settings, storage=rt.storage, shard=Box(south, north, west, east)
-        )
+    with metrics.timed(metrics.SWEEP_SECONDS.labels("shard")):
+        async with rt.db.transaction() as db:
+            await sweep.sweep(
+                db, settings=rt.settings, storage=rt.storage, shard=Box(south, north, west, east)
+            )
 
 
 @blueprint.task(name="attempt", pass_context=True)
 async def attempt(context: procrastinate.JobContext, user_id: str) -> None:
     """A match attempt for one user (after a session start or a close): they go first."""
     rt = runtime(context)
-    async with rt.db.transaction() as db:
-        await sweep.sweep(
-            db, settings=rt.settings, storage=rt.storage, focus_user=uuid.UUID(user_id)
-        )
+    with metrics.timed(metrics.SWEEP_SECONDS.labels("attempt")):
+        async with rt.db.transaction() as db:
+            await sweep.sweep(
+                db, settings=rt.settings, storage=rt.storage, focus_user=uuid.UUID(user_id)
+            )
 
 
 @blueprint.task(name="auto_decline_due", pass_context=True, retry=3)

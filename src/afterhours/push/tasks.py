@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import procrastinate
 
-from afterhours import clock, jobs, presence
+from afterhours import clock, jobs, metrics, presence
 from afterhours.jobs import runtime
 from afterhours.push import service
 
@@ -61,6 +61,7 @@ async def send(
     if response is not None:
         status = response.status_code
         if status < 300 or status == 410:
+            metrics.PUSH_CALLS.labels("sent" if status < 300 else "gone").inc()
             # 410: every token of this call is dead; a 2xx may name some that are.
             dead = [d["token"] for d in devices] if status == 410 else _invalid_tokens(response)
             if dead:
@@ -69,10 +70,13 @@ async def send(
             log.info("push_sent %s status=%d dead_tokens=%d", what, status, len(dead))
             return
         if status < 500 and status != 429:
+            metrics.PUSH_CALLS.labels("refused").inc()
             log.error("push_refused %s status=%d", what, status)
             return
         failure = f"status_{status}"
+    metrics.PUSH_CALLS.labels("failed").inc()
     if attempt + 1 >= settings.push_attempts:
+        metrics.PUSHES_GIVEN_UP.inc()
         log.error("push_gave_up %s error=%s", what, failure)
         return
     wait = settings.push_retry_seconds * 2**attempt

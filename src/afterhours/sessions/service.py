@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -301,6 +301,11 @@ def _matchable(settings: Settings) -> ColumnElement[bool]:
     """Open, with more than the 2-minute cut-off left."""
     cutoff = clock.now() + session_minutes(settings, WARNING_MINUTES)
     return and_(Session.ended_at.is_(None), Session.expires_at > cutoff)
+
+
+def live_count(now: datetime | ColumnElement[datetime]) -> Select[int]:
+    """How many sessions are on at `now` (the operator's gauge)."""
+    return select(func.count()).select_from(Session).where(is_live(now))
 
 
 async def matchable_sessions(
