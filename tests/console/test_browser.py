@@ -239,3 +239,15 @@ async def test_keys_move_through_the_queue_and_search_finds_a_user_at_a_phones_w
     await expect(page.locator(".record")).to_contain_text("Reports filed")
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page scrolls sideways at a phone's width ({width}px)"
+
+
+async def test_the_operations_page_draws_the_services_figures(page: Page, service: Service) -> None:
+    admin = service.user(premium=False, admin=True)
+    phone = await service.phone(service.user())
+    await page.goto(f"{service.base}/admin/ops#token={admin.token}")
+    connected = sum(recorder.client.connected for recorder in service.phones)
+    await expect(page.locator("#chart-sockets .value")).to_have_text(str(connected))
+    await expect(page.locator("#chart-workers .value")).to_have_text("1")  # its worker is up
+    await expect(page.locator("#charts svg")).not_to_have_count(0)
+    assert "token" not in page.url
+    await phone.client.disconnect()
