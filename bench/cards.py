@@ -95,9 +95,9 @@ def run(report: Report) -> None:
             match_delay_start_seconds=str(START_DELAY),
             match_sweep_seconds=str(SWEEP),
             worker_poll_seconds="0.1",
-        ) as base,
+        ) as served,
     ):
-        times = asyncio.run(drive(base, verifier))
+        times = asyncio.run(drive(served.base, verifier))
     report.add(
         "matching",
         "cards after an unrelated decline",
