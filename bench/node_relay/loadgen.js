@@ -5,7 +5,7 @@
 // commands ("paced", "burst", "stop") on stdin, so several generators can start each phase
 // together. Modes (spec.mode):
 //   idle  connect spec.auths (one websocket each), print "connected", hold until "stop"
-//   chat  connect every chat's two sides, print "ready"; "paced": each chat's first side sends
+//   chat  (message ids carry spec.tag) connect every chat's two sides, print "ready"; "paced": each chat's first side sends
 //         spec.paced messages, one per spec.pace seconds; "burst": each chat's second side sends
 //         spec.burst back to back; each phase prints its latencies or its span
 //   http  fire spec.requests at spec.rate per second (open loop), print latencies and statuses
@@ -144,7 +144,7 @@ async function chat() {
         await sleep(Math.random() * spec.pace * 1000);
         for (let k = 0; k < spec.paced; k++) {
           const started = now();
-          const key = `${c.match}:paced:${k}`;
+          const key = `${c.match}:${spec.tag}:paced:${k}`;
           keys.push(key);
           await send(socket, c.match, key);
           await sleep(Math.max(0, spec.pace * 1000 - (now() - started)));
@@ -168,7 +168,7 @@ async function chat() {
       spec.chats.map(async (c, n) => {
         const socket = sockets[2 * n + 1];
         for (let k = 0; k < spec.burst; k++) {
-          const key = `${c.match}:burst:${k}`;
+          const key = `${c.match}:${spec.tag}:burst:${k}`;
           keys.push(key);
           await send(socket, c.match, key);
         }
