@@ -305,6 +305,4 @@ def run(report: Report) -> None:
             "baseline: one process",
             saturated,
         )
-        report.check(
-            f"≤ {P99_TARGET_MS:.0f}", percentile(result.deliveries, 99) <= P99_TARGET_MS
-        )
+        report.check(f"≤ {P99_TARGET_MS:.0f}", percentile(result.deliveries, 99) <= P99_TARGET_MS)
