@@ -33,7 +33,8 @@ def run(chosen: list[str], report: Report) -> None:
 
             matching.run_world(report)
         else:
-            importlib.import_module(f"bench.{name}").run(report)
+            module = {"http": "http_api"}.get(name, name)
+            importlib.import_module(f"bench.{module}").run(report)
 
 
 def main(argv: list[str]) -> None:
