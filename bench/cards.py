@@ -1,6 +1,8 @@
-"""Cards after an unrelated decline: how long two people who just started a session wait for
-their match cards while, elsewhere, a pair has just declined (its follow-up attempts are due
-`AFTERHOURS_MATCH_DELAY_DECLINE_SECONDS`, 30 s, later).
+"""Session start → cards. First, two people starting together at one place: from sending
+both starts to both cards, less the start delay (the wait matching takes on purpose), with no
+sweep in between. Then cards after an unrelated decline: how long two people who just started a
+session wait for their match cards while, elsewhere, a pair has just declined (its follow-up
+attempts are due `AFTERHOURS_MATCH_DELAY_DECLINE_SECONDS`, 30 s, later).
 
 Ours: `afterhours serve` (worker in-process) with a 1 s start delay and a 1 s sweep; the time from
 the second session start to both cards. Baseline: the target, start delay + one sweep (2 s). With
@@ -19,12 +21,17 @@ import socketio
 
 from afterhours.auth import TokenVerifier
 from afterhours.settings import Settings
-from bench.common import Report, afterhours_serve, scratch_database
+from bench import common
+from bench.common import Cpu, Report, afterhours_serve, progress, scratch_database
 
 SECRET = "bench-" + "c" * 64
 START_DELAY = 1.0
 SWEEP = 1.0
 REPEATS = 5
+
+
+def repeats() -> int:
+    return 2 if common.QUICK else REPEATS
 
 
 PHONES: list[socketio.AsyncClient] = []
@@ -75,16 +82,32 @@ async def one_round(client: httpx.AsyncClient, base: str, verifier: TokenVerifie
     return time.perf_counter() - t0
 
 
-async def drive(base: str, verifier: TokenVerifier) -> list[float]:
+async def plain_round(client: httpx.AsyncClient, base: str, verifier: TokenVerifier) -> float:
+    """Two people start at once at the same place: from sending both starts to both cards,
+    less the start delay (matching waits that long on purpose)."""
+    here = (random.uniform(-50, 50), random.uniform(-150, 150))
+    (a, a_cards), (b, b_cards) = [await person(client, base, verifier) for _ in range(2)]
+    t0 = time.perf_counter()
+    await asyncio.gather(start(client, a, here), start(client, b, here))
+    await asyncio.wait_for(a_cards.get(), 30)
+    await asyncio.wait_for(b_cards.get(), 30)
+    return time.perf_counter() - t0 - START_DELAY
+
+
+async def drive(base: str, verifier: TokenVerifier, plain: bool) -> list[float]:
+    one = plain_round if plain else one_round
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            return [await one_round(client, base, verifier) for _ in range(REPEATS)]
+            return [await one(client, base, verifier) for _ in range(repeats())]
     finally:
         for phone in PHONES:
             await phone.disconnect()
+        PHONES.clear()
 
 
-def run(report: Report) -> None:
+def measure(plain: bool) -> tuple[list[float], Cpu]:
+    """With `plain`, the sweep is put out of the way (every 300 s): the start's own attempt,
+    START_DELAY after it, is what pairs them. Otherwise a 1 s sweep, as in the decline case."""
     verifier = TokenVerifier(Settings(jwt_secret=SECRET, _env_file=None))  # type: ignore[call-arg]
     with (
         scratch_database("cards") as url,
@@ -93,18 +116,37 @@ def run(report: Report) -> None:
             SECRET,
             "/ready",
             match_delay_start_seconds=str(START_DELAY),
-            match_sweep_seconds=str(SWEEP),
+            match_sweep_seconds="300" if plain else str(SWEEP),
             worker_poll_seconds="0.1",
-        ) as base,
+        ) as served,
+        Cpu(ours=served.proc.pid) as cpu,
     ):
-        times = asyncio.run(drive(base, verifier))
+        return asyncio.run(drive(served.base, verifier, plain)), cpu
+
+
+def run(report: Report) -> None:
+    plain, cpu = measure(plain=True)
+    times, decline_cpu = measure(plain=False)
+    report.add(
+        "matching",
+        "session start → cards",
+        f"start → both cards, less the {START_DELAY:.0f} s start delay (median of {len(plain)},"
+        f" max {max(plain):.2f} s)",
+        statistics.median(plain),
+        None,
+        "s",
+        f"two people starting together, no sweep in between; worker poll 0.1 s; {cpu.summary()}",
+        cpu.saturated(),
+    )
     report.add(
         "matching",
         "cards after an unrelated decline",
-        f"start → both cards (median of {REPEATS}, max {max(times):.2f} s)",
+        f"start → both cards (median of {len(times)}, max {max(times):.2f} s)",
         statistics.median(times),
         START_DELAY + SWEEP,
         "s",
         "baseline: the target, start delay + one sweep; decline delay 30 s",
+        decline_cpu.saturated(),
     )
-    print(f"  cards after an unrelated decline: {', '.join(f'{t:.2f}' for t in times)} s")
+    progress(f"  start → cards less the delay: {', '.join(f'{t:.2f}' for t in plain)} s")
+    progress(f"  cards after an unrelated decline: {', '.join(f'{t:.2f}' for t in times)} s")

@@ -1,50 +1,84 @@
-"""Chat round trip: 1,000 sockets, 500 active chats, one serving process.
+"""Chat round trip: USERS sockets in CHATS active chats, one serving process and two.
 
 Ours: `afterhours serve` (its worker in-process) on a scratch database; every message is
-validated, stored and written to both participants' event logs before it is acknowledged.
-Baseline: a bare Node.js socket.io relay (bench/node_relay) taking the same traffic and storing
-nothing. The same Python Socket.IO clients drive both, in two phases:
+validated, screened, stored and written to both participants' event logs before it is
+acknowledged. Baseline: a bare Node.js socket.io relay (bench/node_relay/relay.js) taking the
+same traffic and storing nothing. Both are driven by the same load generator,
+GENERATORS Node socket.io-client processes (bench/node_relay/loadgen.js, each holding half of
+the chats), so the clients are not what limits either side; every row says which process ran at
+a full core. Two phases:
 
 - paced: each chat sends one message every PACE seconds (starts spread over the first PACE),
-  PACED_PER_CHAT in all: 500 chats at 100 messages/s. We time send→ack and send→the other
+  PACED_PER_CHAT in all: CHATS / PACE messages a second. We time send→ack and send→the other
   participant's `after_hours:message` (p50, p99).
-- burst: in every chat the other side sends BURST_PER_CHAT messages back to back, all chats at
-  once: messages per second the server sustains.
+- burst: in every chat the other side sends BURST_PER_CHAT messages back to back (each after
+  the previous one's ack), all chats at once: messages per second, first send to last delivery.
+
+Two serving processes: the same traffic with each chat's two people on different processes
+(so every message crosses between them), fanned out through Redis (`REDIS_URL`, a scratch
+`redis-server`) and through PostgreSQL NOTIFY (the default); the baseline is one process.
+
+Messages are rate-limited per user (10 per 10 s by default); the bench servers run with
+`AFTERHOURS_LIMIT_MESSAGES=1000/10` so the burst measures the server, not the limit.
 """
 
-import asyncio
-import json
-import os
-import random
 import shutil
-import statistics
 import subprocess
-import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-import socketio
 
 from afterhours.auth import TokenVerifier
-from afterhours.cli import tune_gc
 from afterhours.settings import Settings
-from bench.common import ROOT, Report, afterhours_serve, free_port, scratch_database, wait_http
+from bench import common
+from bench.common import (
+    Cpu,
+    Report,
+    afterhours_serve,
+    free_port,
+    generators,
+    percentile,
+    progress,
+    relay,
+    scratch_database,
+    spawn,
+    stop,
+)
 
-USERS = 1_000
-CHATS = USERS // 2
 PACE = 5.0
-PACED_PER_CHAT = 4
-BURST_PER_CHAT = 10
+GENERATORS = 2
 SECRET = "bench-" + "s" * 64
-RELAY = ROOT / "bench" / "node_relay"
+LIMITS = {"limit_messages": "1000/10"}
+P99_TARGET_MS = 50.0
+BURST_TARGET = 0.5  # of the relay's
 
 
-def populate(url: str) -> list[tuple[str, str, str]]:
-    """USERS users, each in a session, in CHATS active matches; returns (match id, sender,
-    receiver)."""
-    chats = [(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())) for _ in range(CHATS)]
+@dataclass
+class Sizes:
+    users: int
+    paced_per_chat: int
+    burst_per_chat: int
+
+    @property
+    def chats(self) -> int:
+        return self.users // 2
+
+
+def sizes() -> Sizes:
+    return Sizes(200, 2, 10) if common.QUICK else Sizes(1_000, 4, 20)
+
+
+Chat = tuple[str, str, str]  # (match id, first side, second side)
+
+
+def populate(url: str, n_chats: int) -> list[Chat]:
+    """Two users per chat, each in a session, in an active match; returns the chats."""
+    chats = [(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())) for _ in range(n_chats)]
     with psycopg.connect(url) as conn:
         users = [(u,) for _, a, b in chats for u in (a, b)]
         conn.cursor().executemany("INSERT INTO users (id) VALUES (%s)", users)
@@ -68,151 +102,207 @@ def populate(url: str) -> list[tuple[str, str, str]]:
     return chats
 
 
-async def drive(
-    url: str, auth_of: dict[str, dict[str, str]], chats: list[tuple[str, str, str]]
-) -> dict[str, Any]:
-    """Connect everyone, run both phases, return latencies (ms) and burst throughput."""
-    clients: dict[str, socketio.AsyncClient] = {}
-    sent_at: dict[str, float] = {}
-    delivered: dict[str, float] = {}
-
-    def make(me: str) -> socketio.AsyncClient:
-        client = socketio.AsyncClient(reconnection=False)
-
-        @client.on("after_hours:message")
-        async def on_message(message: dict[str, Any]) -> None:
-            key = message.get("clientMessageId")
-            if key in sent_at and key not in delivered and message["senderId"] != me:
-                delivered[key] = time.perf_counter()
-
-        return client
-
-    users = list(auth_of)
-    for start in range(0, len(users), 100):
-        batch = users[start : start + 100]
-        for user in batch:
-            clients[user] = make(user)
-        await asyncio.gather(
-            *(
-                clients[u].connect(url, auth=auth_of[u], transports=["websocket"], wait_timeout=30)
-                for u in batch
-            )
-        )
-
-    acks: list[float] = []
-    failures: list[Any] = []
-
-    async def send(match_id: str, sender: str, key: str) -> None:
-        sent_at[key] = t0 = time.perf_counter()
-        ack = await clients[sender].call(
-            "after_hours:send_message",
-            {"matchId": match_id, "content": f"hello {key}", "clientMessageId": key},
-            timeout=120,
-        )
-        acks.append((time.perf_counter() - t0) * 1000)
-        if not ack.get("ok"):
-            failures.append(ack)
-
-    async def paced(match_id: str, sender: str, offset: float) -> None:
-        await asyncio.sleep(offset)
-        for n in range(PACED_PER_CHAT):
-            started = time.perf_counter()
-            await send(match_id, sender, f"{match_id}:paced:{n}")
-            await asyncio.sleep(max(0.0, PACE - (time.perf_counter() - started)))
-
-    async def burst(match_id: str, sender: str) -> None:
-        for n in range(BURST_PER_CHAT):
-            await send(match_id, sender, f"{match_id}:burst:{n}")
-
-    async def arrived(keys: set[str]) -> None:
-        while not keys <= delivered.keys():  # noqa: ASYNC110 (socket callbacks fill it)
-            await asyncio.sleep(0.05)
-
-    rng = random.Random(7)
-    await asyncio.gather(*(paced(m, a, rng.uniform(0, PACE)) for m, a, _ in chats))
-    paced_keys = {k for k in sent_at if ":paced:" in k}
-    await asyncio.wait_for(arrived(paced_keys), 60)
-    paced_acks = list(acks)
-    paced_deliveries = [(delivered[k] - sent_at[k]) * 1000 for k in paced_keys]
-
-    start = time.perf_counter()
-    await asyncio.gather(*(burst(m, b) for m, _, b in chats))
-    burst_keys = {k for k in sent_at if ":burst:" in k}
-    await asyncio.wait_for(arrived(burst_keys), 120)
-    elapsed = time.perf_counter() - start
-    await asyncio.gather(*(c.disconnect() for c in clients.values()))
-    if failures:
-        raise RuntimeError(f"{len(failures)} sends failed, first: {failures[0]}")
-    return {
-        "acks": paced_acks,
-        "deliveries": paced_deliveries,
-        "rate": len(burst_keys) / elapsed,
-    }
+@dataclass
+class Run:
+    acks: list[float]
+    deliveries: list[float]
+    rate: float
+    paced_cpu: Cpu
+    burst_cpu: Cpu
 
 
-def p(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+def drive(
+    chats: list[Chat],
+    url_of: dict[str, str],
+    auth_of: dict[str, dict[str, str]],
+    servers: dict[str, int],
+) -> Run:
+    """Run both phases through GENERATORS load generators against `url_of` each user; CPU of
+    `servers` {name: pid} and of the generators is sampled per phase."""
+    size = sizes()
+
+    def side(user: str) -> dict[str, Any]:
+        return {"url": url_of[user], "auth": auth_of[user], "id": user}
+
+    specs = [
+        {
+            "mode": "chat",
+            # Each run's own message ids: a resent clientMessageId is (rightly) not sent again.
+            "tag": uuid.uuid4().hex[:8],
+            "chats": [{"match": m, "a": side(a), "b": side(b)} for m, a, b in part],
+            "pace": PACE,
+            "paced": size.paced_per_chat,
+            "burst": size.burst_per_chat,
+        }
+        for part in (chats[k::GENERATORS] for k in range(GENERATORS))
+    ]
+    with generators(specs) as gens:
+        for g in gens:
+            g.read("ready")
+        pids = {**servers, **{f"generator{k + 1}": g.proc.pid for k, g in enumerate(gens)}}
+        progress(f"  {len(chats) * 2:,} sockets connected; paced phase …")
+        with Cpu(**pids) as paced_cpu:
+            for g in gens:
+                g.command("paced")
+            paced = [g.read("paced") for g in gens]
+        progress("  burst phase …")
+        with Cpu(**pids) as burst_cpu:
+            for g in gens:
+                g.command("burst")
+            burst = [g.read("burst") for g in gens]
+    for phase in (*paced, *burst):
+        if phase["failures"] or not phase["complete"]:
+            brief = {k: v for k, v in phase.items() if k not in ("acks", "deliveries")}
+            raise RuntimeError(f"chat: sends failed or were lost: {brief}")
+    sent = sum(b["sent"] for b in burst)
+    span = (max(b["end"] for b in burst) - min(b["start"] for b in burst)) / 1000
+    return Run(
+        acks=[x for p in paced for x in p["acks"]],
+        deliveries=[x for p in paced for x in p["deliveries"]],
+        rate=sent / span,
+        paced_cpu=paced_cpu,
+        burst_cpu=burst_cpu,
+    )
 
 
-def run_ours(url: str, chats: list[tuple[str, str, str]]) -> dict[str, Any]:
+def tokens(chats: list[Chat]) -> dict[str, dict[str, str]]:
     verifier = TokenVerifier(Settings(jwt_secret=SECRET, _env_file=None))  # type: ignore[call-arg]
     users = [u for _, a, b in chats for u in (a, b)]
-    auth = {u: {"token": verifier.issue(uuid.UUID(u), premium=True)} for u in users}
-    with afterhours_serve(url, SECRET, "/health") as base:
-        return asyncio.run(drive(base, auth, chats))
+    return {u: {"token": verifier.issue(uuid.UUID(u), premium=True)} for u in users}
 
 
-def run_relay(chats: list[tuple[str, str, str]]) -> dict[str, Any] | None:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        print("  node/npm not found: no baseline", flush=True)
-        return None
-    if not (RELAY / "node_modules" / "socket.io").exists():
-        subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=RELAY, check=True
-        )
+def run_ours(url: str, chats: list[Chat]) -> Run:
+    with afterhours_serve(url, SECRET, "/health", **LIMITS) as served:
+        progress(f"  ours, one process: connecting {len(chats) * 2:,} sockets …")
+        everyone = {u: served.base for _, a, b in chats for u in (a, b)}
+        return drive(chats, everyone, tokens(chats), {"ours": served.proc.pid})
+
+
+@contextmanager
+def redis_server() -> Iterator[tuple[str, int]]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise FileNotFoundError("redis-server")
     port = free_port()
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump({m: [a, b] for m, a, b in chats}, f)
-    proc = subprocess.Popen(
-        [node, "relay.js", str(port), f.name], cwd=RELAY, stdout=subprocess.DEVNULL
+    proc = spawn(
+        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]
     )
-    users = [u for _, a, b in chats for u in (a, b)]
     try:
-        base = f"http://127.0.0.1:{port}"
-        asyncio.run(wait_http(base, "/socket.io/?EIO=4&transport=polling", proc))
-        return asyncio.run(drive(base, {u: {"userId": u} for u in users}, chats))
+        for _ in range(100):
+            done = subprocess.run(
+                ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True
+            )
+            if done.stdout.strip() == "PONG":
+                break
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0", proc.pid
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        os.unlink(f.name)
+        stop(proc)
+
+
+def run_two(url: str, chats: list[Chat], fan_out: str) -> Run:
+    """Two `afterhours serve` (one with the worker), each chat's sides on different ones."""
+    with ExitStack() as stack:
+        redis_url, pids = None, {}
+        if fan_out == "redis":
+            redis_url, pids["redis"] = stack.enter_context(redis_server())
+        first = stack.enter_context(
+            afterhours_serve(url, SECRET, "/health", redis_url=redis_url, **LIMITS)
+        )
+        second = stack.enter_context(
+            afterhours_serve(url, SECRET, "/health", worker=False, redis_url=redis_url, **LIMITS)
+        )
+        progress(f"  ours, two processes ({fan_out}): connecting {len(chats) * 2:,} sockets …")
+        # Every chat across both; which side sends the burst alternates, so each process
+        # takes half the sends and half the deliveries.
+        url_of: dict[str, str] = {}
+        for k, (_, a, b) in enumerate(chats):
+            here, there = (first, second) if k % 2 else (second, first)
+            url_of |= {a: here.base, b: there.base}
+        pids |= {"ours1": first.proc.pid, "ours2": second.proc.pid}
+        return drive(chats, url_of, tokens(chats), pids)
+
+
+def run_relay(chats: list[Chat]) -> Run:
+    with relay({m: [a, b] for m, a, b in chats}) as served:
+        progress(f"  relay: connecting {len(chats) * 2:,} sockets …")
+        everyone = {u: served.base for _, a, b in chats for u in (a, b)}
+        auth = {u: {"userId": u} for u in everyone}
+        return drive(chats, everyone, auth, {"relay": served.proc.pid})
 
 
 def run(report: Report) -> None:
-    # The 1,000 clients live in this process: without this, collector pauses here (not in the
-    # server) show up as latency; `afterhours serve` runs with the same tuning.
-    tune_gc()
+    if common.node() is None:
+        progress("  node/npm not found: chat benchmark skipped")
+        return
+    size = sizes()
+    common.raise_file_limit()
+    two: dict[str, Run | None] = {}
     with scratch_database("chat") as url:
-        chats = populate(url)
+        chats = populate(url, size.chats)
         ours = run_ours(url, chats)
+        for fan_out in ("redis", "notify"):
+            try:
+                two[fan_out] = run_two(url, chats, fan_out)
+            except FileNotFoundError:
+                progress("  redis-server not found: no Redis row")
+                two[fan_out] = None
     base = run_relay(chats)
-    case = f"{USERS:,} sockets, {CHATS} chats"
-    for label, key in (("send→ack", "acks"), ("send→receive", "deliveries")):
+    case = f"{size.users:,} sockets, {size.chats} chats"
+    rate = f"{size.chats / PACE:.0f} msg/s"
+    saturated, cpu = common.merge_cpu(("ours", ours.paced_cpu), ("relay", base.paced_cpu))
+    for label, ours_ms, base_ms in (
+        ("send→ack", ours.acks, base.acks),
+        ("send→receive", ours.deliveries, base.deliveries),
+    ):
         for q in (50, 99):
             report.add(
                 "chat",
                 case,
-                f"{label} p{q} at {CHATS / PACE:.0f} msg/s",
-                p(ours[key], q),
-                p(base[key], q) if base else None,
+                f"{label} p{q} at {rate}",
+                percentile(ours_ms, q),
+                percentile(base_ms, q),
                 "ms",
+                cpu if (label, q) == ("send→ack", 50) else "",
+                saturated,
             )
+            if (label, q) == ("send→receive", 99):
+                report.check(f"≤ {P99_TARGET_MS:.0f}", percentile(ours_ms, q) <= P99_TARGET_MS)
+    saturated, cpu = common.merge_cpu(("ours", ours.burst_cpu), ("relay", base.burst_cpu))
     report.add(
         "chat",
         case,
-        "burst throughput",
-        ours["rate"],
-        base["rate"] if base else None,
+        "burst throughput, one process",
+        ours.rate,
+        base.rate,
         "msg/s",
-        "ours/baseline: " + (f"{ours['rate'] / base['rate']:.2f}" if base else "n/a"),
+        f"{size.burst_per_chat} back to back in every chat; {cpu}",
+        saturated,
     )
+    report.check(f"≥ {BURST_TARGET * base.rate:,.0f}", ours.rate >= BURST_TARGET * base.rate)
+    for fan_out, result in two.items():
+        if result is None:
+            continue
+        saturated, cpu = common.merge_cpu((f"two, {fan_out}", result.burst_cpu))
+        report.add(
+            "chat",
+            case,
+            f"burst throughput, two processes ({fan_out})",
+            result.rate,
+            ours.rate,
+            "msg/s",
+            f"baseline: one process; every chat across both; {cpu}",
+            saturated,
+        )
+        saturated, cpu = common.merge_cpu((f"two, {fan_out}", result.paced_cpu))
+        report.add(
+            "chat",
+            case,
+            f"send→receive p99 at {rate}, two processes ({fan_out})",
+            percentile(result.deliveries, 99),
+            percentile(ours.deliveries, 99),
+            "ms",
+            "baseline: one process",
+            saturated,
+        )
+        report.check(f"≤ {P99_TARGET_MS:.0f}", percentile(result.deliveries, 99) <= P99_TARGET_MS)

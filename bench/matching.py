@@ -31,7 +31,7 @@ from afterhours.matching import shards, sweep
 from afterhours.sessions import service as sessions
 from afterhours.settings import Settings
 from afterhours.storage import LocalStorage
-from bench.common import ROOT, Report, scratch_database
+from bench.common import ROOT, Report, progress, scratch_database
 
 CITIES = [(52.52, 13.40), (48.86, 2.35), (40.42, -3.70), (51.51, -0.13), (41.90, 12.50)]
 BASELINE_SAMPLE = 500  # above 10,000 users the baseline runs for this many; time is extrapolated
@@ -304,16 +304,16 @@ def run(report: Report, sizes: tuple[int, ...] = (10_000, 100_000)) -> None:
         with scratch_database(f"matching_{n}") as url:
             t0 = time.perf_counter()
             populate(url, n)
-            print(
-                f"  populated {n:,} waiting users in {time.perf_counter() - t0:.1f} s", flush=True
-            )
+            progress(f"  populated {n:,} waiting users in {time.perf_counter() - t0:.1f} s")
             city_mix(report, url, n)
+
+
+def run_world(report: Report) -> None:
+    """The million-user world (several minutes: `python -m bench world`, not in `make bench`)."""
     with scratch_database("matching_world") as url:
         t0 = time.perf_counter()
         populate_world(url, WORLD)
-        print(
-            f"  populated {WORLD:,} users worldwide in {time.perf_counter() - t0:.1f} s", flush=True
-        )
+        progress(f"  populated {WORLD:,} users worldwide in {time.perf_counter() - t0:.1f} s")
         world(report, url)
 
 
@@ -325,7 +325,7 @@ def city_mix(report: Report, url: str, n: int) -> None:
         wall, swept = with_workers(url, planned, workers)
         walls[workers] = wall
         pairs = sum(s.pairs for s in swept)
-        print(f"  {n:,}, {workers} worker(s): {wall:.2f} s, {pairs:,} pairs", flush=True)
+        progress(f"  {n:,}, {workers} worker(s): {wall:.2f} s, {pairs:,} pairs")
     sample = min(n, BASELINE_SAMPLE if n > 10_000 else n)
     base_s, base_pairs, total = baseline(url, sample)
     base_full = base_s * total / sample
@@ -367,7 +367,7 @@ def city_mix(report: Report, url: str, n: int) -> None:
             "share",
             "the exact greedy is too slow to run to the end here (see 10,000)",
         )
-    print(f"  {n:,}: seeds' way {base_full:.1f} s, exact greedy {base_pairs:,} pairs", flush=True)
+    progress(f"  {n:,}: seeds' way {base_full:.1f} s, exact greedy {base_pairs:,} pairs")
 
 
 def world(report: Report, url: str) -> None:
@@ -412,10 +412,7 @@ def world(report: Report, url: str) -> None:
         "s",
         f"{needed} workers sweep the world within the 30 s interval",
     )
-    print(
-        f"  world: {len(planned)} shards, 1 worker {wall:.1f} s, {needed} workers needed",
-        flush=True,
-    )
+    progress(f"  world: {len(planned)} shards, 1 worker {wall:.1f} s, {needed} workers needed")
 
 
 def makespan(seconds: list[float], workers: int) -> float:

@@ -55,6 +55,7 @@ def serve(settings: Settings, host: str, port: int, with_worker: bool) -> None:
         log_config=None,
         proxy_headers=True,
         http=serving.BoundedHeaders,
+        **serving.WEBSOCKET_OPTIONS,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     server = serving.graceful_server(config, app.engineio_server.eio)

@@ -25,6 +25,15 @@ HEADERS_TOO_LARGE = (
 )
 
 
+# How uvicorn speaks WebSocket. No permessage-deflate: Socket.IO frames here are a few hundred
+# bytes (socket.io itself compresses nothing under 1 KB), yet each negotiated connection keeps
+# a zlib compressor and decompressor, which doubled an idle socket's memory (81 → 44 KiB with
+# Node's socket.io-client, which offers it). No WebSocket-level ping: Engine.IO's heartbeat
+# (`socket_ping_interval_seconds`) already finds dead peers, and a second timer per socket
+# only costs memory and wake-ups.
+WEBSOCKET_OPTIONS: dict[str, Any] = {"ws_per_message_deflate": False, "ws_ping_interval": None}
+
+
 class _TooLarge(Exception):
     pass
 
