@@ -18,7 +18,7 @@ from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from afterhours import jobs, logs, metrics, migrations, realtime, serving, wiring
+from afterhours import jobs, logs, metrics, migrations, realtime, serving, sockets, wiring
 from afterhours.auth import Fingerprints, TokenVerifier
 from afterhours.db import Database, libpq_url
 from afterhours.errors import AppError, install_handlers, render
@@ -161,7 +161,7 @@ def create_app(
     settings = settings or get_settings()
     url = libpq_url(settings)
     jobs.register_tasks(wiring.JOB_BLUEPRINTS)
-    sio = realtime.create_server(settings, url)
+    sio = sockets.create_server(settings, url)
     # The engine connects lazily: built now, so everything below is handed the one database.
     outbox = realtime.Emitter(
         sio.manager, has_sockets=True, reactions=wiring.event_reactions(settings)
@@ -269,7 +269,7 @@ def create_app(
     )
     if settings.cors_origins:
         # Outermost, so refusals (413, 429, 500) reach a browser page too; Socket.IO's polling
-        # requests get their headers from engineio, on the same list (realtime.create_server).
+        # requests get their headers from engineio, on the same list (sockets.create_server).
         http = CORSMiddleware(
             http,
             allow_origins=settings.cors_origins,

@@ -16,7 +16,7 @@ import procrastinate
 import socketio
 from fastapi import APIRouter
 
-from afterhours import jobs, metrics, realtime
+from afterhours import jobs, metrics, realtime, sockets
 from afterhours.auth import Fingerprints, TokenVerifier
 from afterhours.chat import events as chat_events
 from afterhours.chat import screening
@@ -153,12 +153,12 @@ def install_socket_handlers(
 ) -> None:
     """Connect (auth, bans, rooms, replay, presence) and the client events, each answered
     through its ack."""
-    realtime.install_connect(sio, verifier, fingerprints, database, presence)
+    sockets.install_connect(sio, verifier, fingerprints, database, presence)
     writer = MessageWriter(database, limiter=limiter, screen=screen)
     send = chat_events.message_sender(writer)
-    realtime.ack_handler(sio, database, "after_hours:send_message", SendMessageIn, send)
-    typing = realtime.in_transaction(database, chat_events.typing_relay(sio, limiter))
-    realtime.ack_handler(sio, database, "after_hours:typing", TypingIn, typing)
+    sockets.ack_handler(sio, database, "after_hours:send_message", SendMessageIn, send)
+    typing = sockets.in_transaction(database, chat_events.typing_relay(sio, limiter))
+    sockets.ack_handler(sio, database, "after_hours:typing", TypingIn, typing)
 
 
 async def run_worker_alone(settings: Settings) -> None:

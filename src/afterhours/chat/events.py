@@ -6,7 +6,7 @@ from typing import Any
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from afterhours import realtime
+from afterhours import realtime, sockets
 from afterhours.auth import Identity, check_premium
 from afterhours.chat import service
 from afterhours.chat.schemas import SendMessageIn, Typing, TypingIn
@@ -14,7 +14,7 @@ from afterhours.chat.writer import MessageWriter
 from afterhours.limits import Limiter
 
 
-def message_sender(writer: MessageWriter) -> realtime.Handler[SendMessageIn]:
+def message_sender(writer: MessageWriter) -> sockets.Handler[SendMessageIn]:
     """Sends go through the writer, which owns their (shared) transactions."""
 
     async def send_message(identity: Identity, data: SendMessageIn) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def message_sender(writer: MessageWriter) -> realtime.Handler[SendMessageIn]:
     return send_message
 
 
-def typing_relay(sio: socketio.AsyncServer, limiter: Limiter) -> realtime.UnitHandler[TypingIn]:
+def typing_relay(sio: socketio.AsyncServer, limiter: Limiter) -> sockets.UnitHandler[TypingIn]:
     async def typing(db: AsyncSession, identity: Identity, data: TypingIn) -> dict[str, Any]:
         """Relay "typing" to the other participant's sockets, at most once per window of the
         typing limit (2 s) per user and match, on every process together; the rest are
