@@ -44,15 +44,20 @@ def restart(server: Any) -> None:
     pg_ctl(["-w", "-m", "fast", "restart"], pgdata=PGDATA, user=server.system_user, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def base_settings(restartable: Any, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def outage_database(restartable: Any) -> str:
+    """A new, migrated database on the restartable server; its URL."""
     admin_url = str(restartable.get_uri())
     name = f"afterhours_outage_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = admin_url.replace("/postgres?", f"/{name}?")
     migrations.upgrade(url)
-    settings = settings_for(url, tmp_path_factory.mktemp("outage"))
+    return url
+
+
+@pytest.fixture(scope="module")
+def base_settings(restartable: Any, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = settings_for(outage_database(restartable), tmp_path_factory.mktemp("outage"))
     return settings.model_copy(
         update={"match_delay_start_seconds": 0.2, "match_sweep_seconds": 1.0}
     )
@@ -218,8 +223,11 @@ async def test_a_push_whose_retry_meets_a_database_outage_is_sent_once_it_is_bac
         # the worker cannot record the retry it owes.
         gateway.script = [500]
         gateway.on_first_call = stop
+        # A database of its own: the module's server (base_url) has a worker too, with no
+        # gateway, and would otherwise take the users' match attempts and queue no push.
         settings = base_settings.model_copy(
             update={
+                "database_url": outage_database(restartable),
                 "push_webhook_url": gateway.url,
                 "push_webhook_secret": SECRET,
                 "push_collapse_seconds": 0.2,
