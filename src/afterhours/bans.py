@@ -20,6 +20,7 @@ from afterhours.errors import AppError
 from afterhours.users import DeviceFingerprint
 
 MAX_REASON = 2000
+NOT_BANNED = "not_banned"  # db.info: (user, fingerprint) pairs checked in this unit of work
 
 
 class UserBan(Base):
@@ -52,7 +53,11 @@ def device_banned() -> AppError:
 async def check_not_banned(
     db: AsyncSession, *, user_id: uuid.UUID, fingerprint_hash: str | None
 ) -> None:
-    """USER_BANNED or DEVICE_BANNED, in one round trip."""
+    """USER_BANNED or DEVICE_BANNED, in one round trip, once per unit of work (a request's
+    identity check and the service it calls both ask)."""
+    checked: set[tuple[uuid.UUID, str | None]] = db.info.setdefault(NOT_BANNED, set())
+    if (user_id, fingerprint_hash) in checked:
+        return
     user = exists().where(UserBan.user_id == user_id)
     device = (
         exists().where(DeviceBan.fingerprint_hash == fingerprint_hash)
@@ -64,10 +69,12 @@ async def check_not_banned(
         raise user_banned()
     if row[1]:
         raise device_banned()
+    checked.add((user_id, fingerprint_hash))
 
 
 async def ban(db: AsyncSession, *, user_id: uuid.UUID, by: uuid.UUID, reason: str | None) -> bool:
     """Ban the user and every device fingerprint seen for them; False if already banned."""
+    db.info.pop(NOT_BANNED, None)
     inserted = await db.scalar(
         insert(UserBan)
         .values(user_id=user_id, banned_by=by, reason=reason)

@@ -141,6 +141,8 @@ class Database:
                 staged = db.info.pop("staged", None)
                 if staged and self.outbox is not None:
                     await self.outbox.stage(db, staged)
+                for hook in db.info.pop("before_commit", []):
+                    await hook()
                 await db.commit()
             except BaseException:
                 await db.rollback()
@@ -168,6 +170,12 @@ class Database:
 def stage_events(db: AsyncSession, staged: list[Any]) -> None:
     """Queue events on `db`'s unit of work; its owner hands them to the outbox at commit."""
     db.info.setdefault("staged", []).extend(staged)
+
+
+def before_commit(db: AsyncSession, hook: Callable[[], Awaitable[None]]) -> None:
+    """Run `hook` in `db`'s transaction just before it commits (after its events are staged,
+    which may defer jobs), in the order given; not at all if the work fails before."""
+    db.info.setdefault("before_commit", []).append(hook)
 
 
 def after_commit(db: AsyncSession, hook: AfterCommit) -> None:

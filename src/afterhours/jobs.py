@@ -5,6 +5,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
@@ -55,32 +56,54 @@ async def defer(
     lock: str | None = None,
     **kwargs: Any,
 ) -> None:
-    """Defer `task` inside `db`'s transaction: the job exists if and only if the change commits."""
-    connection = await raw_connection(db)
-    deferrer = job_app.configure_task(
-        task, schedule_at=at, queueing_lock=queueing_lock, lock=lock, connection=connection
-    )
-    if queueing_lock is None:
-        await deferrer.defer_async(**kwargs)
-        return
-    # A job already waiting under this lock does the same work; its conflict must not abort us.
-    # The savepoint is psycopg's, on the connection the insert runs on: SQLAlchemy's
-    # begin_nested() only emits SAVEPOINT once SQLAlchemy itself runs a statement in it.
-    try:
-        async with connection.transaction():
-            await deferrer.defer_async(**kwargs)
-    except AlreadyEnqueued:
-        pass
+    """Defer `task` with `db`'s unit of work: the job exists if and only if the change commits.
+    A job whose `queueing_lock` is held by one already waiting is dropped (that one does the
+    same work)."""
+    deferrer = job_app.configure_task(task, schedule_at=at, queueing_lock=queueing_lock, lock=lock)
+    _pending(db).append(deferrer.make_new_job(**kwargs))
 
 
 async def defer_many(
     db: AsyncSession, task: str, kwargs: list[dict[str, Any]], *, at: datetime | None = None
 ) -> None:
-    """Defer one `task` job per entry of `kwargs` inside `db`'s transaction, in one statement."""
-    if kwargs:
-        connection = await raw_connection(db)
-        deferrer = job_app.configure_task(task, schedule_at=at, connection=connection)
-        await deferrer.batch_defer_async(*kwargs)
+    """Defer one `task` job per entry of `kwargs` with `db`'s unit of work."""
+    deferrer = job_app.configure_task(task, schedule_at=at)
+    _pending(db).extend(deferrer.make_new_job(**entry) for entry in kwargs)
+
+
+def _pending(db: AsyncSession) -> list[procrastinate.jobs.Job]:
+    """The jobs deferred in `db`'s unit of work so far. They are inserted together, in one
+    statement, just before it commits: a session start's expiry, warning and first matching
+    attempt cost one round trip, not three (and no savepoints, below)."""
+    pending: list[procrastinate.jobs.Job] | None = db.info.get("jobs")
+    if pending is None:
+        pending = db.info["jobs"] = []
+        database.before_commit(db, partial(_insert, db, pending))
+    return pending
+
+
+async def _insert(db: AsyncSession, pending: list[procrastinate.jobs.Job]) -> None:
+    connection = await raw_connection(db)
+    manager = job_app.job_manager
+    if not any(job.queueing_lock for job in pending):
+        await manager.batch_defer_jobs_async(pending, connection=connection)
+        return
+    # A queueing-lock conflict raises, and must not abort the unit of work: try them all at once
+    # in a savepoint (psycopg's, on the connection the insert runs on: SQLAlchemy's begin_nested()
+    # only emits SAVEPOINT once SQLAlchemy itself runs a statement in it), and on a conflict
+    # each in one of its own, dropping those whose lock is taken.
+    try:
+        async with connection.transaction():
+            await manager.batch_defer_jobs_async(pending, connection=connection)
+        return
+    except AlreadyEnqueued:
+        pass
+    for job in pending:
+        try:
+            async with connection.transaction():
+                await manager.defer_job_async(job, connection=connection)
+        except AlreadyEnqueued:
+            pass
 
 
 @dataclass

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Uuid, delete, select, update
+from sqlalchemy import Uuid, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -131,7 +131,8 @@ async def set_photo(db: AsyncSession, *, user_id: uuid.UUID, photo_key: str) -> 
 
 
 async def has_after_hours_profile(db: AsyncSession, *, user_id: uuid.UUID) -> bool:
-    return await db.get(AfterHoursProfile, user_id) is not None
+    found = await db.scalar(select(exists().where(AfterHoursProfile.user_id == user_id)))
+    return bool(found)
 
 
 async def check_base_profile(db: AsyncSession, *, user_id: uuid.UUID) -> None:

@@ -75,13 +75,12 @@ async def check_may_start(
         raise AppError("PROFILE_REQUIRED", "Create your After Hours profile first")
 
 
-async def check_travel(
-    db: AsyncSession, *, user_id: uuid.UUID, to: geo.Point, now: datetime
-) -> None:
+async def check_travel(db: AsyncSession, *, session: Session, to: geo.Point, now: datetime) -> None:
+    """The user's `session` (just started) is not too far from their previous one."""
     last = (
         await db.execute(
             select(Session.exact_lat, Session.exact_lon, Session.started_at)
-            .where(Session.user_id == user_id)
+            .where(Session.user_id == session.user_id, Session.id != session.id)
             .order_by(Session.started_at.desc())
             .limit(1)
         )
@@ -91,7 +90,7 @@ async def check_travel(
     distance = geo.haversine_km(geo.Point(last.exact_lat, last.exact_lon), to)
     hours = max((now - last.started_at).total_seconds(), 1.0) / 3600
     if distance > TRAVEL_ALLOWANCE_KM + MAX_TRAVEL_KMH * hours:
-        log.info("location_rejected user_id=%s", user_id)
+        log.info("location_rejected user_id=%s", session.user_id)
         raise AppError("LOCATION_REJECTED", "Location is not plausible given your previous session")
 
 
@@ -109,34 +108,33 @@ async def start_session(
 ) -> Session:
     now = clock.now()
     await check_may_start(db, user_id=user_id, fingerprint_hash=fingerprint_hash)
-    await close_expired(db, Session.user_id == user_id, reactions=reactions)
-    if await active_session(db, user_id=user_id) is not None:
-        raise session_already_active()
     exact = geo.Point(latitude, longitude)
-    await check_travel(db, user_id=user_id, to=exact, now=now)
     fuzzed = geo.fuzz(exact, user_id=user_id, secret=location_secret)
-    expires_at = now + session_minutes(settings, duration_minutes)
-    session = (
-        await db.scalars(
-            insert(Session)
-            .values(
-                user_id=user_id,
-                started_at=now,
-                expires_at=expires_at,
-                duration_minutes=duration_minutes,
-                exact_lat=exact.lat,
-                exact_lon=exact.lon,
-                fuzzed_lat=fuzzed.lat,
-                fuzzed_lon=fuzzed.lon,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[Session.user_id], index_where=Session.ended_at.is_(None)
-            )
-            .returning(Session)
+    new_session = (
+        insert(Session)
+        .values(
+            user_id=user_id,
+            started_at=now,
+            expires_at=now + session_minutes(settings, duration_minutes),
+            duration_minutes=duration_minutes,
+            exact_lat=exact.lat,
+            exact_lon=exact.lon,
+            fuzzed_lat=fuzzed.lat,
+            fuzzed_lon=fuzzed.lon,
         )
-    ).one_or_none()
-    if session is None:  # a concurrent start won the race
+        # "One open session per user" is the schema's: a session still open blocks the insert.
+        .on_conflict_do_nothing(
+            index_elements=[Session.user_id], index_where=Session.ended_at.is_(None)
+        )
+        .returning(Session)
+    )
+    session = (await db.scalars(new_session)).one_or_none()
+    # Blocked by a session whose time is up but that nobody has closed yet: close it, try again.
+    if session is None and await close_expired(db, Session.user_id == user_id, reactions=reactions):
+        session = (await db.scalars(new_session)).one_or_none()
+    if session is None:  # a live session, or a concurrent start that won the race
         raise session_already_active()
+    await check_travel(db, session=session, to=exact, now=now)
     await schedule_expiry(db, settings=settings, session=session)
     for react in reactions.started:
         await react(db, session)
