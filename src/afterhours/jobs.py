@@ -163,8 +163,10 @@ async def run_worker(rt: Runtime, *, name: str = "worker") -> None:
             started = loop.time()
             try:
                 await _run_worker(rt, name=name)
+                _raise_if_cancelling()
                 log.warning("worker_stopped restart_in=%.1fs", delay)
             except Exception as exc:
+                _raise_if_cancelling()
                 if not is_outage(exc):
                     log.exception("worker_failed restart_in=%.1fs", delay)
                 else:
@@ -179,6 +181,15 @@ async def run_worker(rt: Runtime, *, name: str = "worker") -> None:
     finally:
         for task in side_tasks:
             task.cancel()
+
+
+def _raise_if_cancelling() -> None:
+    """procrastinate's worker takes our cancel as "stop" and may then end with the database
+    error it met meanwhile: the cancel must still stop us, not be taken for a failure to
+    restart after (shutdown would wait for ever)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _one_line(exc: BaseException) -> str:
