@@ -1,0 +1,152 @@
+"""afterhours.transport: the libraries' per-connection state made smaller, and nothing else.
+Socket.IO keeps working over every transport through `afterhours serve` (auth, acks, room emits,
+heartbeats, a silent peer dropped); the lean queue behaves as asyncio.Queue; and the library
+shapes the module relies on are the ones it was written against."""
+
+import asyncio
+import importlib.metadata
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import engineio
+import pytest
+import socketio
+import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+
+from afterhours import transport
+from afterhours.settings import Settings
+from afterhours.sockets import create_server
+
+# --- the libraries this module was written against ------------------------------------------
+
+PINNED = {
+    "python-engineio": "4.15.1",
+    "python-socketio": "5.18.1",
+    "uvicorn": "0.54.0",
+    "websockets": "17.4",
+}
+
+
+@pytest.mark.parametrize("package", sorted(PINNED))
+def test_the_libraries_are_the_versions_transport_was_written_against(package: str) -> None:
+    # A new version may change what afterhours.transport replaces or relies on (engineio's
+    # translate_request and create_queue, uvicorn's protocol attributes): read it again, then
+    # move the pin here and in pyproject.toml.
+    assert importlib.metadata.version(package) == PINNED[package]
+
+
+def test_engineio_makes_each_sockets_queue_with_create_queue() -> None:
+    assert "self.server.create_queue()" in inspect.getsource(engineio.base_socket.BaseSocket)
+    assert "_engineio_server_class()" in inspect.getsource(socketio.base_server.BaseServer)
+
+
+def server() -> socketio.AsyncServer:
+    settings = Settings(jwt_secret="x" * 64, _env_file=None)  # type: ignore[call-arg]
+    return create_server(settings, "postgresql://unused")
+
+
+def test_the_servers_sockets_get_lean_queues() -> None:
+    assert isinstance(server().eio.create_queue(), transport.Mailbox)
+
+
+def protocol() -> transport.WebSocketProtocol:
+    config = uvicorn.Config(app=lambda *_: None, ws=transport.WebSocketProtocol)
+    config.load()
+    return transport.WebSocketProtocol(config=config, server_state=ServerState(), app_state={})
+
+
+async def test_the_websocket_protocol_has_the_lean_queue_and_flag() -> None:
+    made = protocol()
+    assert isinstance(made.queue, transport.Mailbox)
+    assert isinstance(made.writable, transport.Flag) and made.writable.is_set()
+    source = inspect.getsource(WebSocketsSansIOProtocol)
+    assert "self.queue.put_nowait(" in source and "self.writable.wait()" in source
+
+
+# --- the lean queue and flag behave as asyncio's ----------------------------------------------
+
+QUEUES = [asyncio.Queue, transport.Mailbox]
+
+
+@pytest.mark.parametrize("make", QUEUES)
+async def test_getters_are_served_in_order_and_items_in_order(make: Callable[[], Any]) -> None:
+    queue = make()
+    got: list[tuple[int, Any]] = []
+
+    async def getter(n: int) -> None:
+        got.append((n, await queue.get()))
+
+    tasks = [asyncio.create_task(getter(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    for item in "abc":
+        await queue.put(item)
+    await asyncio.gather(*tasks)
+    assert got == [(0, "a"), (1, "b"), (2, "c")]
+    assert queue.empty() and queue.qsize() == 0
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    assert (queue.qsize(), queue.get_nowait(), queue.get_nowait()) == (2, 1, 2)
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+
+
+@pytest.mark.parametrize("make", QUEUES)
+async def test_a_getter_that_times_out_takes_nothing_and_leaves_no_waiter(
+    make: Callable[[], Any],
+) -> None:
+    queue = make()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(queue.get(), 0.01)
+    await queue.put("after")
+    assert await asyncio.wait_for(queue.get(), 1) == "after"
+
+
+@pytest.mark.parametrize("make", QUEUES)
+async def test_a_woken_getter_cancelled_passes_its_item_on(make: Callable[[], Any]) -> None:
+    queue = make()
+    first = asyncio.create_task(queue.get())
+    second = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait("item")  # wakes `first`, which is cancelled before it runs
+    first.cancel()
+    assert await asyncio.wait_for(second, 1) == "item"
+    assert first.cancelled()
+
+
+@pytest.mark.parametrize("make", QUEUES)
+async def test_join_waits_until_every_item_is_done(make: Callable[[], Any]) -> None:
+    queue = make()
+    await queue.join()  # nothing unfinished
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    joined = asyncio.create_task(queue.join())
+    queue.get_nowait()
+    queue.task_done()
+    await asyncio.sleep(0.01)
+    assert not joined.done()
+    queue.get_nowait()
+    queue.task_done()
+    await asyncio.wait_for(joined, 1)
+    with pytest.raises(ValueError):
+        queue.task_done()
+
+
+@pytest.mark.parametrize("make", [asyncio.Event, transport.Flag])
+async def test_the_flag_wakes_every_waiter_when_set(make: Callable[[], Any]) -> None:
+    flag = make()
+    assert not flag.is_set()
+    waiters = [asyncio.create_task(flag.wait()) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    assert not any(w.done() for w in waiters)
+    flag.set()
+    assert await asyncio.wait_for(asyncio.gather(*waiters), 1) == [True, True, True]
+    flag.clear()
+    waiting = asyncio.create_task(flag.wait())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    waiting.cancel()
+    flag.set()
+    assert await flag.wait() is True
