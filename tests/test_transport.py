@@ -13,6 +13,7 @@ import engineio
 import pytest
 import socketio
 import uvicorn
+from engineio.async_drivers import asgi as engineio_asgi
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
@@ -150,3 +151,76 @@ async def test_the_flag_wakes_every_waiter_when_set(make: Callable[[], Any]) -> 
     waiting.cancel()
     flag.set()
     assert await flag.wait() is True
+
+
+# --- engineio's environ, its body reader defined once ----------------------------------------
+
+
+def test_engineio_takes_translate_request_from_its_driver_dict() -> None:
+    assert engineio_asgi._async["translate_request"] is engineio_asgi.translate_request
+    handle = inspect.getsource(engineio.AsyncServer.handle_request)
+    assert "self._async['translate_request']" in handle
+
+
+def test_the_server_uses_its_own_translate_request_and_leaves_engineios_alone() -> None:
+    assert server().eio._async["translate_request"] is transport.translate_request
+    assert engineio_asgi._async["translate_request"] is engineio_asgi.translate_request
+
+
+def scope_of(kind: str) -> dict[str, Any]:
+    headers = [
+        (b"host", b"example.test"),
+        (b"origin", b"https://app.example.test"),
+        (b"x-forwarded-proto", b"https"),
+        (b"x-multi", b"a"),
+        (b"x-multi", b"b"),
+        (b"content-type", b"text/plain"),
+        (b"content-length", b"7"),
+        (b"x-bad", b"\xff"),
+    ]
+    scope = {"type": kind, "path": "/socket.io/", "query_string": b"EIO=4&t=x", "headers": headers}
+    if kind == "http":
+        scope["method"] = "POST"
+    return scope
+
+
+def receiver(events: list[dict[str, Any]]) -> Callable[[], Any]:
+    queue = list(events)
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0)
+
+    return receive
+
+
+@pytest.mark.parametrize(
+    "kind, events",
+    [
+        ("websocket", [{"type": "websocket.connect"}]),
+        ("http", [{"type": "http.request", "body": b"4hello", "more_body": False}]),
+        (
+            "http",
+            [
+                {"type": "http.request", "body": b"4he", "more_body": True},
+                {"type": "http.request", "body": b"llo", "more_body": False},
+            ],
+        ),
+        ("http", [{"type": "http.disconnect"}]),
+    ],
+)
+async def test_translate_request_makes_engineios_environ(
+    kind: str, events: list[dict[str, Any]]
+) -> None:
+    async def send(message: Any) -> None:
+        pass
+
+    theirs = await engineio_asgi.translate_request(scope_of(kind), receiver(events), send)
+    ours = await transport.translate_request(scope_of(kind), receiver(events), send)
+    body = (theirs.pop("wsgi.input", None), ours.pop("wsgi.input", None))
+    for environ in (theirs, ours):
+        for key in ("asgi.receive", "asgi.scope"):
+            environ.pop(key, None)
+    assert ours == theirs
+    if kind == "http" and body[0] is not None:
+        assert await body[1].read(3) == await body[0].read(3)
+        assert await body[1].read() == await body[0].read()

@@ -10,16 +10,22 @@ connection and kept until it closes. The biggest avoidable shares, and what repl
 - asyncio.Queue and asyncio.Event keep three and one `collections.deque` (760 bytes each,
   empty) from birth; every socket has two queues (uvicorn's receive queue, Engine.IO's send
   queue) and three events. `Mailbox` and `Flag` keep a list only while someone waits.
+- engineio's ASGI driver defines a class per request (`AwaitablePayload`, 2.5 KiB) and keeps
+  it, through the handshake's environ, for the connection's life; `translate_request` here
+  defines it once.
 
 Where a library's function is replaced rather than configured, tests/test_transport.py pins the
 library version and the shape this module relies on, so an upgrade is looked at, not trusted.
 """
 
 import asyncio
+import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import engineio
 import socketio
+from engineio.async_drivers import asgi as engineio_asgi
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 _Waiters = list["asyncio.Future[None]"]
@@ -140,9 +146,109 @@ class Flag:
             self._waiters.remove(waiter)
 
 
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class _RequestBody:
+    """engineio's `AwaitablePayload` (environ['wsgi.input']), defined once."""
+
+    __slots__ = ("event", "payload", "receive")
+
+    def __init__(self, event: dict[str, Any], receive: Receive) -> None:
+        self.event = event
+        self.payload: bytes | None = None
+        self.receive = receive
+
+    async def read(self, length: int | None = None) -> bytes | None:
+        if self.payload is None and self.event["type"] == "http.request":
+            self.payload = self.event.get("body") or b""
+            while self.event.get("more_body"):
+                self.event = await self.receive()
+                if self.event["type"] == "http.request" and (
+                    length is None or len(self.payload) < length
+                ):
+                    self.payload += self.event.get("body") or b""
+        result = self.payload
+        if length is None:
+            self.payload = b""
+            return result
+        if result is None:  # engineio's fails the same way: no body on a websocket handshake
+            raise TypeError("read(length) of a request without a body")
+        result, self.payload = result[:length], result[length:]
+        return result
+
+
+async def translate_request(scope: dict[str, Any], receive: Receive, send: Any) -> dict[str, Any]:
+    """engineio.async_drivers.asgi.translate_request (python-engineio 4.15.1), the same environ,
+    but its body reader an instance of a class defined once instead of a class defined per
+    request: that class (2.5 KiB) lived as long as the environ, which Engine.IO and Socket.IO
+    keep for the connection's life. Replaced, not wrapped: the class is made inside it."""
+    event = await receive()
+    if event["type"] not in ("http.request", "websocket.connect"):
+        return {}
+    raw_uri = scope["path"]
+    query_string = ""
+    if scope.get("query_string"):
+        try:
+            query_string = scope["query_string"].decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            raw_uri += "?" + query_string
+    environ: dict[str, Any] = {
+        "wsgi.input": _RequestBody(event, receive),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.async": True,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "SERVER_SOFTWARE": "asgi",
+        "REQUEST_METHOD": scope.get("method", "GET"),
+        "PATH_INFO": scope["path"],
+        "QUERY_STRING": query_string,
+        "RAW_URI": raw_uri,
+        "SCRIPT_NAME": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "0",
+        "SERVER_NAME": "asgi",
+        "SERVER_PORT": "0",
+        "asgi.receive": receive,
+        "asgi.send": send,
+        "asgi.scope": scope,
+    }
+    for raw_name, raw_value in scope["headers"]:
+        try:
+            name = raw_name.upper().decode("utf-8")
+            value = raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # as engineio: a header that cannot be decoded is skipped
+        if name == "CONTENT-TYPE":
+            environ["CONTENT_TYPE"] = value
+            continue
+        if name == "CONTENT-LENGTH":
+            environ["CONTENT_LENGTH"] = value
+            continue
+        key = "HTTP_" + name.replace("-", "_")
+        if key in environ:
+            value = f"{environ[key]},{value}"
+        environ[key] = value
+    environ["wsgi.url_scheme"] = environ.get("HTTP_X_FORWARDED_PROTO", "http")
+    return environ
+
+
 class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
-    """engineio's server with the lean queue: engineio makes each socket's queue with
-    `create_queue`."""
+    """engineio's server with the lean queue and the translate_request above. engineio picks its
+    driver's functions from `self._async` (a dict shared by every server of the mode: copied,
+    never changed in place) and makes each socket's queue with `create_queue`."""
+
+    _async: dict[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._async is engineio_asgi._async:
+            self._async = {**self._async, "translate_request": translate_request}
 
     def create_queue(self, *args: Any, **kwargs: Any) -> Mailbox:
         if args or kwargs:  # a bounded queue: nothing in engineio asks for one
