@@ -13,6 +13,7 @@ import engineio
 import pytest
 import socketio
 import uvicorn
+import websockets
 from engineio.async_drivers import asgi as engineio_asgi
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
@@ -20,6 +21,8 @@ from uvicorn.server import ServerState
 from afterhours import transport
 from afterhours.settings import Settings
 from afterhours.sockets import create_server
+from tests.support.server import free_port
+from tests.support.waiting import until
 
 # --- the libraries this module was written against ------------------------------------------
 
@@ -224,3 +227,40 @@ async def test_translate_request_makes_engineios_environ(
     if kind == "http" and body[0] is not None:
         assert await body[1].read(3) == await body[0].read(3)
         assert await body[1].read() == await body[0].read()
+
+
+# --- uvicorn's handshake request and response, let go --------------------------------------
+
+
+async def test_an_open_websocket_keeps_no_handshake_request_or_response() -> None:
+    async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": message["text"]})
+
+    port = free_port()
+    config = uvicorn.Config(
+        echo, port=port, ws=transport.WebSocketProtocol, lifespan="off", log_level="warning"
+    )
+    served = uvicorn.Server(config)
+    task = asyncio.create_task(served.serve())
+
+    async def started() -> bool:
+        return served.started
+
+    try:
+        await until(started, within=10)
+        async with websockets.connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as ws:
+            await ws.send("before")
+            assert await ws.recv() == "before"
+            (open_socket,) = served.server_state.connections
+            assert isinstance(open_socket, transport.WebSocketProtocol)
+            assert not hasattr(open_socket, "request") and not hasattr(open_socket, "response")
+            assert open_socket.scope["headers"]  # the ASGI scope keeps them
+            await ws.send("after")
+            assert await ws.recv() == "after"
+    finally:
+        served.should_exit = True
+        await task

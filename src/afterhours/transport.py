@@ -13,6 +13,8 @@ connection and kept until it closes. The biggest avoidable shares, and what repl
 - engineio's ASGI driver defines a class per request (`AwaitablePayload`, 2.5 KiB) and keeps
   it, through the handshake's environ, for the connection's life; `translate_request` here
   defines it once.
+- uvicorn keeps the handshake's request and response (websockets `Headers`, a second and third
+  copy of the headers) after the handshake; `WebSocketProtocol` lets them go.
 
 Where a library's function is replaced rather than configured, tests/test_transport.py pins the
 library version and the shape this module relies on, so an upgrade is looked at, not trusted.
@@ -264,10 +266,19 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websockets-sansio protocol, with the lean receive queue and writable flag."""
+    """uvicorn's websockets-sansio protocol, holding less for an open connection: the lean
+    receive queue and writable flag, and no handshake request/response once it is answered
+    (websockets' parser generator keeps the request object itself: its headers are emptied)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = Mailbox()  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
         self.writable.set()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if self.handshake_complete and hasattr(self, "response"):
+            # Past the handshake uvicorn reads neither; the ASGI scope has the headers.
+            self.request.headers.clear()
+            del self.request, self.response
