@@ -6,10 +6,13 @@ shapes the module relies on are the ones it was written against."""
 import asyncio
 import importlib.metadata
 import inspect
-from collections.abc import Callable
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import engineio
+import httpx
 import pytest
 import socketio
 import uvicorn
@@ -19,9 +22,13 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 
 from afterhours import transport
+from afterhours.auth import TokenVerifier
 from afterhours.settings import Settings
 from afterhours.sockets import create_server
-from tests.support.server import free_port
+from tests.support.clients import Recorder, User
+from tests.support.processes import serve_process
+from tests.support.server import free_port, fresh_database, settings_for
+from tests.support.sessions import set_up, start
 from tests.support.waiting import until
 
 # --- the libraries this module was written against ------------------------------------------
@@ -276,3 +283,92 @@ async def test_the_websocket_protocol_keeps_its_attributes_in_a_shared_dict() ->
     assigned = inspect.getsource(WebSocketsSansIOProtocol)
     for name in transport.WebSocketProtocol.__slots__:
         assert f"self.{name}" in assigned, name  # a slot uvicorn still uses
+
+
+# --- Socket.IO through `afterhours serve` ---------------------------------------------------
+
+PING = 1.0  # seconds; Engine.IO announces it in whole milliseconds of whole seconds
+TRANSPORTS = {
+    "polling": ["polling"],
+    "websocket": ["websocket"],
+    "upgrade": ["polling", "websocket"],
+}
+
+
+@pytest.fixture(scope="module")
+def own_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    with fresh_database("afterhours_transport") as url:
+        settings = settings_for(url, tmp_path_factory.mktemp("transport"))
+        yield settings.model_copy(
+            update={"socket_ping_interval_seconds": PING, "socket_ping_timeout_seconds": PING}
+        )
+
+
+@pytest.fixture(scope="module")
+async def base(own_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    log = tmp_path_factory.mktemp("transport-log") / "serve.log"
+    async with serve_process(own_settings, log=log) as (_, url):
+        yield url
+
+
+@pytest.fixture
+async def user(own_settings: Settings, base: str) -> AsyncIterator[User]:
+    user = User(TokenVerifier(own_settings), premium=True)
+    async with httpx.AsyncClient(base_url=base) as client:
+        await set_up(client, user)
+    yield user
+
+
+@pytest.mark.parametrize("way", sorted(TRANSPORTS))
+async def test_every_transport_connects_answers_acks_and_hears_its_room(
+    base: str, user: User, way: str
+) -> None:
+    phone = Recorder()
+    await phone.client.connect(
+        base, auth={"token": user.token}, transports=TRANSPORTS[way], wait_timeout=5
+    )
+    try:
+        if way == "upgrade":
+
+            async def upgraded() -> bool:
+                return bool(phone.client.transport() == "websocket")
+
+            await until(upgraded, within=10)
+        ack = await phone.client.call("after_hours:typing", {"matchId": "nope"}, timeout=5)
+        assert ack["ok"] is False and ack["error"]["code"] == "VALIDATION_ERROR", ack
+        async with httpx.AsyncClient(base_url=base) as client:
+            r = await start(client, user)  # 15 session-minutes: 6 s, warned 0.8 s before
+            assert r.status_code == 201, r.text
+        # Heard through the user's room, some heartbeats later, on the same connection.
+        warning = await phone.wait_for("after_hours:session_expiring", within=20)
+        assert warning["sessionId"] == r.json()["session"]["id"]
+        assert phone.client.connected and phone.client.transport() == TRANSPORTS[way][-1]
+    finally:
+        await phone.client.disconnect()
+
+
+@pytest.mark.parametrize("way", sorted(TRANSPORTS))
+async def test_every_transport_refuses_a_bad_token(base: str, way: str) -> None:
+    phone = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await phone.connect(base, auth={"token": "bad"}, transports=TRANSPORTS[way], wait_timeout=5)
+    await phone.disconnect()
+
+
+async def test_a_peer_that_stops_answering_pings_is_dropped(base: str, user: User) -> None:
+    url = base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    async with websockets.connect(url, ping_interval=None) as ws:
+        opened = json.loads(str(await ws.recv())[1:])
+        assert opened["pingInterval"] == PING * 1000
+        await ws.send("40" + json.dumps({"token": user.token}))
+        assert str(await ws.recv()).startswith("40{")
+        connected = time.monotonic()
+        heard: list[str] = []
+        with pytest.raises(websockets.ConnectionClosed):
+            async with asyncio.timeout(30):
+                while True:  # never answers the server's pings ("2")
+                    heard.append(str(await ws.recv()))
+        dropped = time.monotonic() - connected
+    assert "2" in heard  # it was pinged
+    # Not before its ping interval; about interval + timeout (2 s), with room for a busy machine.
+    assert PING <= dropped < 2 * PING + 5, dropped
