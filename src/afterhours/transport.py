@@ -7,9 +7,9 @@ Measured with 10,000 idle websocket clients (docs/bench.md, "Where an idle socke
 goes"): the libraries as they are cost 43 KiB a connection, most of it Python objects made per
 connection and kept until it closes. The biggest avoidable shares, and what replaces them here:
 
-- asyncio.Queue and asyncio.Event keep three and one `collections.deque` (760 bytes each,
-  empty) from birth; every socket has two queues (uvicorn's receive queue, Engine.IO's send
-  queue) and three events. `Mailbox` and `Flag` keep a list only while someone waits.
+- an asyncio.Queue keeps four `collections.deque` (760 bytes each, empty) from birth, three of
+  its own and its Event's, an asyncio.Event one; every socket has two queues (uvicorn's receive
+  queue, Engine.IO's send queue) and three events. `Mailbox` and `Flag` keep lists instead.
 - engineio's ASGI driver defines a class per request (`AwaitablePayload`, 2.5 KiB) and keeps
   it, through the handshake's environ, for the connection's life; `translate_request` here
   defines it once.
