@@ -12,6 +12,8 @@ import socketio
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from afterhours import transport
+
 # Request line plus headers. httptools takes any size (an 8 MB header was served, and held in
 # memory); browsers and phones send a few KB at most, and nginx's default allows 32 KB.
 MAX_HEADER_BYTES = 32 * 1024
@@ -30,8 +32,13 @@ HEADERS_TOO_LARGE = (
 # a zlib compressor and decompressor, which doubled an idle socket's memory (81 → 44 KiB with
 # Node's socket.io-client, which offers it). No WebSocket-level ping: Engine.IO's heartbeat
 # (`socket_ping_interval_seconds`) already finds dead peers, and a second timer per socket
-# only costs memory and wake-ups.
-WEBSOCKET_OPTIONS: dict[str, Any] = {"ws_per_message_deflate": False, "ws_ping_interval": None}
+# only costs memory and wake-ups. uvicorn's websockets-sansio protocol (its default with
+# websockets installed), holding less per connection (afterhours.transport).
+WEBSOCKET_OPTIONS: dict[str, Any] = {
+    "ws": transport.WebSocketProtocol,
+    "ws_per_message_deflate": False,
+    "ws_ping_interval": None,
+}
 
 
 class _TooLarge(Exception):

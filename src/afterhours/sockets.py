@@ -13,7 +13,7 @@ import socketio
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from afterhours import bans, logs
+from afterhours import bans, logs, transport
 from afterhours.auth import MAX_FINGERPRINT_LENGTH, Fingerprints, Identity, TokenVerifier
 from afterhours.db import DATABASE_OUTAGE, Database
 from afterhours.errors import SERVICE_UNAVAILABLE, AppError, ack_error, from_validation_error
@@ -52,7 +52,8 @@ def allowed_origins(listed: list[str]) -> Any:
 
 
 def create_server(settings: Settings, url: str) -> socketio.AsyncServer:
-    return socketio.AsyncServer(
+    # python-socketio's server, holding less per connection (afterhours.transport).
+    return transport.SocketServer(
         async_mode="asgi",
         client_manager=client_manager(settings, url),
         cors_allowed_origins=allowed_origins(settings.cors_origins),
