@@ -13,6 +13,7 @@ import psycopg
 import uvicorn
 
 from afterhours import migrations
+from afterhours import serving as afterhours_serving
 from afterhours.app import create_app
 from afterhours.settings import Settings
 
@@ -52,9 +53,18 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a free loopback port; yields its base URL."""
+    """Serve an ASGI app with uvicorn on a free loopback port, speaking HTTP and WebSocket as
+    `afterhours serve` does; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        http=afterhours_serving.BoundedHeaders,
+        **afterhours_serving.WEBSOCKET_OPTIONS,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(30):
