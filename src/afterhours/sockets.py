@@ -206,11 +206,8 @@ def ack_handler(
 
     async def on_event(sid: str, *args: Any) -> dict[str, Any]:
         # Each event is a unit of work of its own, like a request: its log lines share an id.
-        token = logs.request_id.set(_event_id())
-        try:
+        with logs.request_context(_event_id()):
             return await handle(sid, *args)
-        finally:
-            logs.request_id.reset(token)
 
     async def handle(sid: str, *args: Any) -> dict[str, Any]:
         session = await sio.get_session(sid)
