@@ -14,6 +14,11 @@ a full core. Two phases:
 - burst: in every chat the other side sends BURST_PER_CHAT messages back to back (each after
   the previous one's ack), all chats at once: messages per second, first send to last delivery.
 
+A second baseline, the framework's floor: the same relay in Python (`python -m bench.chat
+relay`), on the parts `afterhours serve` runs on (python-socketio's AsyncServer with our JSON,
+uvicorn and uvloop with our WebSocket settings, our collector tuning), storing nothing. What
+ours spends above it is ours; what it spends above the Node relay is the framework's.
+
 Two serving processes: the same traffic with each chat's two people on different processes
 (so every message crosses between them), fanned out through Redis (`REDIS_URL`, a scratch
 `redis-server`) and through PostgreSQL NOTIFY (the default); the baseline is one process.
@@ -22,13 +27,19 @@ Messages are rate-limited per user (10 per 10 s by default); the bench servers r
 `AFTERHOURS_LIMIT_MESSAGES=1000/10` so the burst measures the server, not the limit.
 """
 
+import asyncio
+import gc
+import json
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -223,6 +234,76 @@ def run_two(url: str, chats: list[Chat], fan_out: str) -> Run:
         return drive(chats, url_of, tokens(chats), pids)
 
 
+def python_relay(port: int, chats_file: str) -> None:
+    """`python -m bench.chat relay PORT CHATS_JSON`: relay.js's traffic on python-socketio."""
+    import datetime
+
+    import socketio
+    import uvicorn
+
+    from afterhours.pubsub import CompactJson
+    from afterhours.serving import WEBSOCKET_OPTIONS, ProtocolLog
+
+    with open(chats_file) as f:
+        pairs: dict[str, list[str]] = json.load(f)
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        json=CompactJson,
+        logger=ProtocolLog("relay.socketio"),
+        engineio_logger=ProtocolLog("relay.engineio"),
+    )
+
+    async def connect(sid: str, environ: dict[str, Any], auth: dict[str, str]) -> None:
+        await sio.save_session(sid, {"user": auth["userId"]})
+        await sio.enter_room(sid, f"user:{auth['userId']}")
+
+    async def send_message(sid: str, payload: dict[str, Any]) -> dict[str, Any]:
+        user = (await sio.get_session(sid))["user"]
+        pair = pairs.get(payload.get("matchId", ""))
+        if not pair or user not in pair:
+            return {"ok": False, "error": {"code": "NOT_FOUND", "message": "Match not found"}}
+        message = {
+            "id": str(uuid.uuid4()),
+            "matchId": payload["matchId"],
+            "senderId": user,
+            "content": payload["content"],
+            "createdAt": datetime.datetime.now(datetime.UTC).isoformat(),
+            "clientMessageId": payload.get("clientMessageId"),
+        }
+        await sio.emit("after_hours:message", message, to=[f"user:{u}" for u in pair])
+        return {"ok": True, "message": message}
+
+    sio.on("connect", connect)
+    sio.on("after_hours:send_message", send_message)
+    gc.freeze()  # as cli.tune_gc
+    gc.set_threshold(50_000, 50, 100)
+    uvicorn.run(
+        socketio.ASGIApp(sio),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        loop="uvloop",
+        **WEBSOCKET_OPTIONS,
+    )
+
+
+def run_python_relay(chats: list[Chat]) -> Run:
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({m: [a, b] for m, a, b in chats}, f)
+    proc = spawn([sys.executable, "-m", "bench.chat", "relay", str(port), f.name])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(common.wait_http(base, "/socket.io/?EIO=4&transport=polling", proc))
+        progress(f"  python relay: connecting {len(chats) * 2:,} sockets …")
+        everyone = {u: base for _, a, b in chats for u in (a, b)}
+        auth = {u: {"userId": u} for u in everyone}
+        return drive(chats, everyone, auth, {"python relay": proc.pid})
+    finally:
+        stop(proc)
+        Path(f.name).unlink()
+
+
 def run_relay(chats: list[Chat]) -> Run:
     with relay({m: [a, b] for m, a, b in chats}) as served:
         progress(f"  relay: connecting {len(chats) * 2:,} sockets …")
@@ -248,6 +329,7 @@ def run(report: Report) -> None:
                 progress("  redis-server not found: no Redis row")
                 two[fan_out] = None
     base = run_relay(chats)
+    floor = run_python_relay(chats)
     case = f"{size.users:,} sockets, {size.chats} chats"
     rate = f"{size.chats / PACE:.0f} msg/s"
     saturated, cpu = common.merge_cpu(("ours", ours.paced_cpu), ("relay", base.paced_cpu))
@@ -280,6 +362,17 @@ def run(report: Report) -> None:
         saturated,
     )
     report.check(f"≥ {BURST_TARGET * base.rate:,.0f}", ours.rate >= BURST_TARGET * base.rate)
+    saturated, cpu = common.merge_cpu(("ours", ours.burst_cpu), ("python relay", floor.burst_cpu))
+    report.add(
+        "chat",
+        case,
+        "burst throughput, one process, against the python-socketio relay",
+        ours.rate,
+        floor.rate,
+        "msg/s",
+        f"baseline: the framework alone, nothing stored (python -m bench.chat relay); {cpu}",
+        saturated,
+    )
     for fan_out, result in two.items():
         if result is None:
             continue
@@ -306,3 +399,9 @@ def run(report: Report) -> None:
             saturated,
         )
         report.check(f"≤ {P99_TARGET_MS:.0f}", percentile(result.deliveries, 99) <= P99_TARGET_MS)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["relay"] or len(sys.argv) != 4:
+        sys.exit("usage: python -m bench.chat relay PORT CHATS_JSON")
+    python_relay(int(sys.argv[2]), sys.argv[3])

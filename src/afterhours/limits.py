@@ -18,7 +18,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, fields
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, NamedTuple, Protocol
 
 import redis.asyncio
 from fastapi import Depends, Request
@@ -36,9 +36,9 @@ log = logging.getLogger("afterhours.limits")
 MAX_KEYS = 100_000  # past this many keys, idle ones are dropped before adding another
 
 
-@dataclass(frozen=True)
-class Limit:
-    """At most `hits` per `seconds` per key, for what `name` counts."""
+class Limit(NamedTuple):
+    """At most `hits` per `seconds` per key, for what `name` counts. A tuple: hashed and
+    compared in C, as every chat message's hit is (a dataclass's hash is Python code)."""
 
     name: str
     hits: int
@@ -99,8 +99,7 @@ class Throttle(Base):
 Hit = tuple[Limit, str]  # (limit, key)
 
 
-@dataclass(frozen=True)
-class Tally:
+class Tally(NamedTuple):
     """A key's counts once a batch is added: the current window's (the batch included) and the
     previous window's, and the seconds left in the current window."""
 
@@ -118,8 +117,9 @@ class Store(Protocol):
 
 
 def _sorted(hits: Counter[Hit]) -> list[Hit]:
-    # One order for every transaction, so two never lock shared rows crosswise (no deadlock).
-    return sorted(hits, key=lambda hit: (hit[0].name, hit[1]))
+    # One order for every transaction, so two never lock shared rows crosswise (no deadlock):
+    # by limit (its name first), then key.
+    return sorted(hits)
 
 
 def _columns(hits: Counter[Hit], order: list[Hit]) -> dict[str, list[Any]]:

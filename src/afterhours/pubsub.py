@@ -1,15 +1,15 @@
 """Socket.IO fan-out between processes on PostgreSQL LISTEN/NOTIFY (no Redis needed)."""
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, NamedTuple
 
 import psycopg
 import socketio
 from engineio import packet as eio_packet
 from pydantic_core import from_json, to_json
-from socketio import packet
 from socketio.async_pubsub_manager import AsyncPubSubManager
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,14 @@ log = logging.getLogger("afterhours.realtime")
 
 NOTIFY_CHANNEL = "afterhours_socketio"
 NOTIFY_LIMIT_BYTES = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes and more
+
+
+class Emit(NamedTuple):
+    """One emit, encoded (PostgresManager.encode_emit)."""
+
+    room: str
+    message: bytes  # for the other processes, by NOTIFY
+    packet: eio_packet.Packet  # for this process's sockets in `room`
 
 
 class CompactJson:
@@ -62,41 +70,51 @@ class PostgresManager(ClosingRoomDisconnects, AsyncPubSubManager):  # type: igno
     def __init__(self, url: str, *, channel: str = NOTIFY_CHANNEL, write_only: bool = False):
         super().__init__(channel=channel, write_only=write_only, json=CompactJson)
         self.conninfo = psycopg_conninfo(url)
+        self._host_json = to_json(self.host_id)
         self._publisher: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
 
-    def message(self, event: str, data: dict[str, Any], room: str) -> dict[str, Any]:
-        """The pub/sub form of an emit, as AsyncPubSubManager.emit builds it."""
-        return {
-            "method": "emit",
-            "event": event,
-            "data": [data],
-            "binary": False,
-            "namespace": "/",
-            "room": room,
-            "skip_sid": None,
-            "callback": None,
-            "host_id": self.host_id,
-        }
+    def encode_emit(self, event: str, data: dict[str, Any], room: str) -> "Emit":
+        """An emit to `room`, encoded once: its pub/sub message (AsyncPubSubManager.emit's form)
+        and the Socket.IO packet this process's sockets get. The payload's JSON is made once
+        and spliced into both."""
+        name, body = self._name_json(event), to_json(data)
+        message = (
+            b'{"method":"emit","event":%s,"data":[%s],"binary":false,"namespace":"/",'
+            b'"room":%s,"skip_sid":null,"callback":null,"host_id":%s}'
+        ) % (name, body, to_json(room), self._host_json)
+        # A Socket.IO EVENT packet on the default namespace: "2" and its JSON arguments.
+        packet_text = b"2[%s,%s]" % (name, body)
+        return Emit(room, message, eio_packet.Packet(eio_packet.MESSAGE, packet_text.decode()))
 
-    def close_message(self, room: str) -> dict[str, Any]:
+    @staticmethod
+    @functools.cache
+    def _name_json(event: str) -> bytes:
+        return to_json(event)
+
+    def close_message(self, room: str) -> bytes:
         """The pub/sub form of close_room."""
-        return {"method": "close_room", "room": room, "namespace": "/", "host_id": self.host_id}
+        return to_json(
+            {"method": "close_room", "room": room, "namespace": "/", "host_id": self.host_id}
+        )
 
-    async def notify_within(self, db: AsyncSession, messages: list[dict[str, Any]]) -> None:
-        """NOTIFY every message inside `db`'s transaction: packed as JSON arrays of up to
-        NOTIFY's size limit, in one statement (a sweep sends thousands). A pack starts with
-        this host's id, so its own listener skips it unread (deliver_here has sent it)."""
+    async def notify_within(
+        self, db: AsyncSession, emits: list["Emit"], closed_rooms: Sequence[str] = ()
+    ) -> None:
+        """NOTIFY every emit and room closing inside `db`'s transaction: packed as JSON arrays
+        of up to NOTIFY's size limit, in one statement (a sweep sends thousands). A pack starts
+        with this host's id, so its own listener skips it unread (deliver_here has sent it)."""
+        messages = [emit.message for emit in emits]
+        messages += [self.close_message(room) for room in closed_rooms]
         chunks: list[str] = []
-        batch: list[str] = []
+        batch: list[bytes] = []
         head = len(self.host_id) + 3  # "<host id> [" … "]"
         size = head
-        for message in messages:
-            encoded = to_json(message).decode()
-            length = len(encoded.encode()) + 1
+        for encoded in messages:
+            length = len(encoded) + 1
             if length + head > NOTIFY_LIMIT_BYTES:
                 # Too big for NOTIFY: other processes' sockets learn of it by seq on replay.
-                log.error("notify_payload_too_large event=%s", message.get("event"))
+                log.error("notify_payload_too_large bytes=%d", len(encoded))
                 continue
             if size + length > NOTIFY_LIMIT_BYTES:
                 chunks.append(self._pack(batch))
@@ -112,27 +130,25 @@ class PostgresManager(ClosingRoomDisconnects, AsyncPubSubManager):  # type: igno
                 {"channel": self.channel, "chunks": chunks},
             )
 
-    def _pack(self, messages: list[str]) -> str:
-        return f"{self.host_id} [{','.join(messages)}]"
+    def _pack(self, messages: list[bytes]) -> str:
+        return f"{self.host_id} [{b','.join(messages).decode()}]"
 
-    async def deliver_here(self, messages: list[dict[str, Any]]) -> None:
+    async def deliver_here(self, emits: list["Emit"], closed_rooms: Sequence[str] = ()) -> None:
         """Deliver to this process's own sockets (its listener skips its own NOTIFYs).
 
-        Each packet is encoded once and queued on each recipient socket in turn: the same as
-        AsyncManager.emit minus its task per recipient, which chat pays on every message."""
-        for message in messages:
-            if message["method"] == "close_room":
-                await self._handle_close_room(message)
-                continue
+        Each packet, encoded once, is queued on each recipient socket in turn: the same as
+        AsyncManager.emit minus its encoding and its task per recipient, which chat pays on
+        every message."""
+        for emit in emits:
             try:
-                event = self.server.packet_class(
-                    packet.EVENT, namespace="/", data=[message["event"], *message["data"]]
-                )
-                frame = eio_packet.Packet(eio_packet.MESSAGE, event.encode())
-                for _, eio_sid in self.get_participants("/", message["room"]):
-                    await self.server.eio.send_packet(eio_sid, frame)
+                for _, eio_sid in self.get_participants("/", emit.room):
+                    await self.server.eio.send_packet(eio_sid, emit.packet)
             except Exception:  # the event is stored; the client catches up by seq
-                log.exception("emit_failed event=%s", message["event"])
+                log.exception("emit_failed room=%s", emit.room)
+        for room in closed_rooms:
+            await self._handle_close_room(
+                {"method": "close_room", "room": room, "namespace": "/", "host_id": self.host_id}
+            )
 
     async def _publish(self, data: Any) -> None:
         payload = self.json.dumps(data)

@@ -117,11 +117,12 @@ class Emitter:
             metrics.count_on_commit(db, metrics.EVENTS_FANNED_OUT.labels(name), count)
         to_rooms = [(room(to), name, data) for to, name, data in staged] + broadcasts
         if isinstance(self.manager, PostgresManager):
-            messages = [self.manager.message(name, data, to) for to, name, data in to_rooms]
-            messages += [self.manager.close_message(room(to)) for to in turned_away]
-            await self.manager.notify_within(db, messages)
+            # Each event encoded once, for the NOTIFY and for this process's sockets alike.
+            emits = [self.manager.encode_emit(name, data, to) for to, name, data in to_rooms]
+            closed = [room(to) for to in turned_away]
+            await self.manager.notify_within(db, emits, closed)
             if self.has_sockets:
-                after_commit(db, lambda: self.manager.deliver_here(messages))
+                after_commit(db, lambda: self.manager.deliver_here(emits, closed))
         else:
             after_commit(db, lambda: self._publish(to_rooms, turned_away))
 
@@ -168,38 +169,45 @@ async def emit_many(
 async def emit_payloads(
     db: AsyncSession, events: list[tuple[uuid.UUID, str, dict[str, Any]]]
 ) -> list[int | None]:
-    """emit_many for payloads already in wire form (a sweep's thousands of match cards, built
-    without a model each; tests hold them to their event model)."""
+    """emit_many for payloads already in wire form (a sweep's thousands of match cards, a chat
+    batch's messages, built without a model each; tests hold them to their event model).
+
+    Chat runs this for every message, so it is written for its cost per event: users are keyed
+    by their UUID's integer (UUID's hash and comparisons are Python code), and a payload sent to
+    several users (a message, to both sides) is encoded once."""
     if not events:
         return []
-    counts = Counter(user_id for user_id, _, _ in events)
-    ids = sorted(counts)
+    keys = [user_id.int for user_id, _, _ in events]
+    counts = Counter(keys)
+    users = dict(zip(keys, [user_id for user_id, _, _ in events], strict=True))
+    order = list(users)
     # Recipients are locked in one order (the CTE), so concurrent emitters queue, not deadlock;
     # the row lock also keeps each user's seq in commit order.
-    last = dict(
-        await execute_bulk(
-            db,
-            "WITH locked AS (SELECT id FROM users WHERE id = ANY(%(ids)b) ORDER BY id FOR UPDATE)"
-            " UPDATE users SET event_seq = users.event_seq + t.n"
-            " FROM locked, unnest(%(ids)b::uuid[], %(counts)b::bigint[]) AS t(id, n)"
-            " WHERE users.id = locked.id AND users.id = t.id"
-            " RETURNING users.id, users.event_seq",
-            {"ids": ids, "counts": [counts[i] for i in ids]},
-        )
+    bumped = await execute_bulk(
+        db,
+        "WITH locked AS (SELECT id FROM users WHERE id = ANY(%(ids)b) ORDER BY id FOR UPDATE)"
+        " UPDATE users SET event_seq = users.event_seq + t.n"
+        " FROM locked, unnest(%(ids)b::uuid[], %(counts)b::bigint[]) WITH ORDINALITY AS t(id, n, i)"
+        " WHERE users.id = locked.id AND users.id = t.id"
+        " RETURNING t.i, users.event_seq",
+        {"ids": [users[k] for k in order], "counts": [counts[k] for k in order]},
     )
-    next_seq = {user_id: last[user_id] - counts[user_id] + 1 for user_id in last}
+    next_seq = {order[i - 1]: last - counts[order[i - 1]] + 1 for i, last in bumped}
+    encoded: dict[int, str] = {}  # id(payload) → its JSON
     rows: list[tuple[uuid.UUID, int, str, str]] = []
     seqs: list[int | None] = []
     staged: Staged = []
-    for user_id, name, data in events:
-        if user_id not in next_seq:
-            seqs.append(None)  # the user is gone
-            continue
-        seq = next_seq[user_id]
-        next_seq[user_id] += 1
-        rows.append((user_id, seq, name, to_json(data).decode()))
-        staged.append((user_id, name, {**data, "seq": seq}))
+    for key, (user_id, name, data) in zip(keys, events, strict=True):
+        seq = next_seq.get(key)
         seqs.append(seq)
+        if seq is None:
+            continue  # the user is gone
+        next_seq[key] = seq + 1
+        body = encoded.get(id(data))
+        if body is None:
+            body = encoded[id(data)] = to_json(data).decode()
+        rows.append((user_id, seq, name, body))
+        staged.append((user_id, name, {**data, "seq": seq}))
     await _store(db, rows)
     stage_events(db, staged)
     return seqs

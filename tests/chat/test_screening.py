@@ -67,3 +67,22 @@ async def test_a_classifier_entry_point_is_loaded_sync_or_async() -> None:
     assert await asynchronous("anything") is None
     with pytest.raises(re.error):
         screening.WordList("re: (unclosed")  # a broken list fails at start, not per message
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("please wire me", "list:1"),
+        ("a gift card", "list:2"),
+        ("two gift cards", "list:3"),
+        ("pay at t.me/someone", "list:4"),
+        ("cash app me now", "list:5"),
+        ("nothing here, ok?", None),
+    ],
+)
+async def test_each_rule_reports_its_own_line(text: str, rule: str | None) -> None:
+    # Phrases are tested together at each word boundary; each still names its own line.
+    screen = screening.WordList(
+        "wire me\ngift card\ngift cards\nre: \\bt\\.me/\\S+\nre: \\bcash\\s*app\\s+me\\b\n"
+    )
+    assert await screen(text) == rule

@@ -27,7 +27,7 @@ def message_sender(writer: MessageWriter) -> sockets.Handler[SendMessageIn]:
                 client_message_id=data.client_message_id,
             )
         )
-        return {"message": message.model_dump(mode="json", by_alias=True)}
+        return {"message": message}
 
     return send_message
 

@@ -1,6 +1,6 @@
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 from pydantic import StringConstraints
 
@@ -35,6 +35,19 @@ class MessageOut(WireModel):
     content: str
     created_at: datetime
     client_message_id: str | None
+
+
+class MessageWire(TypedDict):
+    """A stored message in wire form: MessageOut's JSON (`model_dump(mode="json",
+    by_alias=True)`), built without a model on chat's hot path (a socket send builds its ack and
+    both events from it). tests/chat/test_writer.py holds the two to the same output."""
+
+    id: str
+    matchId: str
+    senderId: str
+    content: str
+    createdAt: str
+    clientMessageId: str | None
 
 
 class ChatMessageResponse(Ok):

@@ -6,17 +6,17 @@ Message content is personal: it is stored, sent to the two participants, and nev
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, cast
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from afterhours import clock, metrics, realtime
 from afterhours.chat.models import Message, MessageRejection
 from afterhours.chat.schemas import MessageOut as MessageOut  # re-exported: callers type with it
-from afterhours.chat.schemas import MessageSent
+from afterhours.chat.schemas import MessageSent, MessageWire
 from afterhours.chat.screening import Screen
 from afterhours.db import execute_bulk
 from afterhours.errors import AppError, not_found, validation_error
@@ -59,9 +59,9 @@ def closed_error(status: str, blocked: bool) -> AppError | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    """A message to store, as `after_hours:send_message` and the REST route carry it."""
+class Send(NamedTuple):
+    """A message to store, as `after_hours:send_message` and the REST route carry it (a tuple:
+    made for every message, and a frozen dataclass is several times slower to make)."""
 
     match_id: uuid.UUID
     sender_id: uuid.UUID
@@ -73,7 +73,7 @@ class Send:
 async def screened(send: Send, screen: Screen) -> Send:
     """`send` with the screen's verdict, found before it joins a transaction."""
     rule = await screen(send.content)
-    return send if rule is None else replace(send, refused_by=rule[:64])
+    return send if rule is None else send._replace(refused_by=rule[:64])
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -84,12 +84,12 @@ async def send_message(db: AsyncSession, send: Send, *, limiter: Limiter) -> Mes
     batched by chat.writer, through the same store_messages). A refusal is returned, not
     raised: what it wrote (its count, a screened message's record) must commit."""
     (result,) = await store_messages(db, [send], limiter=limiter)
-    return result
+    return result if isinstance(result, AppError) else MessageOut.model_validate(result)
 
 
 async def store_messages(
     db: AsyncSession, sends: Sequence[Send], *, limiter: Limiter
-) -> list[MessageOut | AppError]:
+) -> list[MessageWire | AppError]:
     """Store (screened) messages and send each to both participants (every device of each).
 
     However many, in a fixed handful of statements: lock and check their matches, count them
@@ -97,16 +97,16 @@ async def store_messages(
     (realtime.emit_payloads). Each send succeeds or fails on its own: a failure is returned in
     its place and writes nothing but its count. A resend (same sender, match and
     clientMessageId) returns the stored message and sends nothing.
+
+    Every message of a socket send passes here, so its work per message is kept to plain
+    values: the message is built once, in wire form, and that form is its ack, its events and
+    (its ids and time as text, cast by PostgreSQL) its row.
     """
     chats = await matching.lock_for_chat(db, [(s.match_id, s.sender_id) for s in sends])
-    results: list[MessageOut | AppError | None] = [None] * len(sends)
-    fresh: list[tuple[int, MessageOut, uuid.UUID]] = []
+    results: list[MessageWire | AppError | None] = [None] * len(sends)
     maybe_resent: list[int] = []
-    # Stamped under the match locks, a microsecond apart: (created_at, id) order is the order
-    # of the batch, of the commits and of each participant's event seqs.
-    now = clock.now()
-    writable: list[tuple[int, uuid.UUID]] = []  # (index, the other participant)
-    for i in range(len(sends)):
+    writable: list[tuple[int, uuid.UUID, str]] = []  # (index, the other participant, sender)
+    for i, send in enumerate(sends):
         chat = chats.get(i)
         if chat is None:
             results[i] = not_found("Match")
@@ -118,47 +118,52 @@ async def store_messages(
             results[i] = error
             maybe_resent.append(i)
             continue
-        writable.append((i, other))
+        writable.append((i, other, str(send.sender_id)))
     limit = limiter.limits.messages
-    waits = await limiter.take(db, [(limit, str(sends[i].sender_id)) for i, _ in writable])
+    waits = await limiter.take(db, [(limit, sender) for _, _, sender in writable])
+    # Stamped under the match locks, a microsecond apart: (created_at, id) order is the order
+    # of the batch, of the commits and of each participant's event seqs.
+    now = clock.now()
     refused: list[Send] = []
-    counted: set[int] = set()
-    for (i, other), retry_after in zip(writable, waits, strict=True):
+    counted: dict[int, str] = {}  # index → sender, of the sends counted against the limit
+    fresh: list[tuple[int, MessageWire, uuid.UUID]] = []
+    for (i, other, sender), retry_after in zip(writable, waits, strict=True):
         send = sends[i]
-        if retry_after is None:
-            counted.add(i)
-        else:
-            log.info("message_rate_limited user_id=%s", send.sender_id)
+        if retry_after is not None:
+            log.info("message_rate_limited user_id=%s", sender)
             results[i] = rate_limited("messages", retry_after)
             continue
+        counted[i] = sender
         if send.refused_by is not None:
             results[i] = message_rejected()
             refused.append(send)
             continue
-        created_at = now + timedelta(microseconds=len(fresh))
-        message = MessageOut(
-            id=uuid.uuid4(),
-            match_id=send.match_id,
-            sender_id=send.sender_id,
-            content=send.content,
-            created_at=created_at,
-            client_message_id=send.client_message_id,
-        )
+        message: MessageWire = {
+            "id": str(uuid.uuid4()),
+            "matchId": str(send.match_id),
+            "senderId": sender,
+            "content": send.content,
+            "createdAt": to_jsonable_python(now + timedelta(microseconds=len(fresh))),
+            "clientMessageId": send.client_message_id,
+        }
         fresh.append((i, message, other))
     await _record_refused(db, refused, now)
     inserted = await _insert(db, [message for _, message, _ in fresh])
     events: list[tuple[uuid.UUID, str, dict[str, Any]]] = []
     for i, message, other in fresh:
-        if message.id not in inserted:
+        if message["id"] not in inserted:
             maybe_resent.append(i)  # its clientMessageId is taken, by a message stored before
             continue
         results[i] = message
-        payload = message.model_dump(mode="json", by_alias=True)
-        events += [(to, MessageSent.name, payload) for to in (message.sender_id, other)]
+        payload = cast(dict[str, Any], message)
+        events += [
+            (sends[i].sender_id, MessageSent.name, payload),
+            (other, MessageSent.name, payload),
+        ]
     await realtime.emit_payloads(db, events)
     resent = await _answer_resends(db, sends, maybe_resent, results)
     # A resend is no new message: it gives back what it took of the sender's allowance.
-    await limiter.give_back(db, [(limit, str(sends[i].sender_id)) for i in resent if i in counted])
+    await limiter.give_back(db, [(limit, counted[i]) for i in resent if i in counted])
     metrics.count_on_commit(db, metrics.MESSAGES_STORED, len(events) // 2)
     if events:
         log.info("messages_sent count=%d", len(events) // 2)
@@ -199,35 +204,38 @@ async def rejected_count(db: AsyncSession, *, user_id: uuid.UUID) -> int:
     )
 
 
-async def _insert(db: AsyncSession, messages: list[MessageOut]) -> set[uuid.UUID]:
+async def _insert(db: AsyncSession, messages: list[MessageWire]) -> set[str]:
     """Insert each message that has no stored twin (same match, sender and clientMessageId);
     the ids inserted."""
     if not messages:
         return set()
-    rows = await execute_bulk(
-        db,
-        "INSERT INTO after_hours_messages"
-        " (id, match_id, sender_id, content, client_message_id, created_at)"
-        " SELECT * FROM unnest(%(ids)b::uuid[], %(matches)b::uuid[], %(senders)b::uuid[],"
-        "   %(contents)b::text[], %(clients)b::text[], %(ats)b::timestamptz[])"
-        " ON CONFLICT (match_id, sender_id, client_message_id) DO NOTHING RETURNING id",
-        {
-            "ids": [m.id for m in messages],
-            "matches": [m.match_id for m in messages],
-            "senders": [m.sender_id for m in messages],
-            "contents": [m.content for m in messages],
-            "clients": [m.client_message_id for m in messages],
-            "ats": [m.created_at for m in messages],
-        },
-    )
-    return {message_id for (message_id,) in rows}
+    columns = {
+        "ids": [m["id"] for m in messages],
+        "matches": [m["matchId"] for m in messages],
+        "senders": [m["senderId"] for m in messages],
+        "contents": [m["content"] for m in messages],
+        "clients": [m["clientMessageId"] for m in messages],
+        "ats": [m["createdAt"] for m in messages],
+    }
+    return {message_id for (message_id,) in await execute_bulk(db, INSERT, columns)}
+
+
+# Ids and times go as the wire's text (psycopg dumps a UUID or a datetime in Python, text in C).
+INSERT = (
+    "INSERT INTO after_hours_messages"
+    " (id, match_id, sender_id, content, client_message_id, created_at)"
+    " SELECT * FROM unnest(%(ids)b::text[]::uuid[], %(matches)b::text[]::uuid[],"
+    "   %(senders)b::text[]::uuid[], %(contents)b::text[], %(clients)b::text[],"
+    "   %(ats)b::text[]::timestamptz[])"
+    " ON CONFLICT (match_id, sender_id, client_message_id) DO NOTHING RETURNING id::text"
+)
 
 
 async def _answer_resends(
     db: AsyncSession,
     sends: Sequence[Send],
     candidates: list[int],
-    results: list[MessageOut | AppError | None],
+    results: list[MessageWire | AppError | None],
 ) -> list[int]:
     """Answer each candidate that is a resend with its stored message; returns which were."""
     keys = {
@@ -242,7 +250,8 @@ async def _answer_resends(
     stored = {(m.match_id, m.sender_id, m.client_message_id): m for m in rows}
     resent = [i for i, key in keys.items() if key in stored]
     for i in resent:
-        results[i] = message_out(stored[keys[i]])
+        wire = message_out(stored[keys[i]]).model_dump(mode="json", by_alias=True)
+        results[i] = cast(MessageWire, wire)
     return resent
 
 

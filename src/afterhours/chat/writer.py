@@ -14,7 +14,7 @@ import logging
 from collections import deque
 
 from afterhours.chat import service
-from afterhours.chat.schemas import MessageOut
+from afterhours.chat.schemas import MessageWire
 from afterhours.chat.screening import Screen
 from afterhours.db import Database
 from afterhours.limits import Limiter
@@ -25,7 +25,7 @@ log = logging.getLogger("afterhours.chat")
 WRITERS = 2
 MAX_BATCH = 200
 
-Waiting = tuple[service.Send, asyncio.Future[MessageOut | Exception]]
+Waiting = tuple[service.Send, asyncio.Future[MessageWire | Exception]]
 
 
 class MessageWriter:
@@ -47,20 +47,22 @@ class MessageWriter:
         self.busy = 0  # writers at work; counted by hand, as a finished task's callback lags
         self.tasks: set[asyncio.Task[None]] = set()
 
-    async def send(self, send: service.Send) -> MessageOut:
+    async def send(self, send: service.Send) -> MessageWire:
         """Screen, store and send one message; raises its AppError (or the database's error,
         should its transaction fail alone)."""
         send = await service.screened(send, self.screen)
-        future: asyncio.Future[MessageOut | Exception] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[MessageWire | Exception] = loop.create_future()
         self.waiting.append((send, future))
         if self.busy < self.writers:
             self.busy += 1
             # A fresh context: the batch is every waiting sender's, not this event's (its id).
-            task = asyncio.create_task(self._write(), context=contextvars.Context())
+            task = loop.create_task(self._write(), context=contextvars.Context())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-        # Shielded: a sender that goes away mid-write does not cancel the others' transaction.
-        result = await asyncio.shield(future)
+        # A sender that goes away mid-write cancels only its own wait (its future), never the
+        # others' transaction, which runs in the writer's task; _write skips a cancelled future.
+        result = await future
         if isinstance(result, Exception):
             raise result
         return result
@@ -72,11 +74,12 @@ class MessageWriter:
                 batch = [self.waiting.popleft() for _ in range(size)]
                 results = await self._store([send for send, _ in batch])
                 for (_, future), result in zip(batch, results, strict=True):
-                    future.set_result(result)
+                    if not future.done():  # done: its sender went away (cancelled)
+                        future.set_result(result)
         finally:
             self.busy -= 1
 
-    async def _store(self, sends: list[service.Send]) -> list[MessageOut | Exception]:
+    async def _store(self, sends: list[service.Send]) -> list[MessageWire | Exception]:
         try:
             async with self.database.transaction() as db:
                 return list(await service.store_messages(db, sends, limiter=self.limiter))
