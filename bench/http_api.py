@@ -38,7 +38,7 @@ from bench.common import (
 
 SECRET = "bench-" + "h" * 64
 TARGET_MS = 50.0
-WARM = 30  # users whose requests go first, unmeasured: code loaded, caches and pools filled
+WARM = 100  # requests that go first at the same rate, unmeasured: code loaded, pools filled
 
 
 def load() -> tuple[int, float]:
@@ -66,8 +66,12 @@ def populate(url: str, users: list[uuid.UUID]) -> None:
         )
 
 
-def fire(base: str, requests: list[dict[str, Any]], rate: int, pids: dict[str, int]) -> Any:
-    gen = Generator({"mode": "http", "base": base, "rate": rate, "requests": requests})
+def fire(
+    base: str, requests: list[dict[str, Any]], rate: int, pids: dict[str, int], *, warm: int = 0
+) -> Any:
+    """`requests` at `rate` a second from one generator; the first `warm` go unmeasured."""
+    spec = {"mode": "http", "base": base, "rate": rate, "requests": requests, "warm": warm}
+    gen = Generator(spec)
     try:
         with Cpu(**pids, generator=gen.proc.pid) as cpu:
             result = gen.read("http")
@@ -100,10 +104,11 @@ def measure(
     ]
     out: dict[str, Any] = {}
     for name, requests, ok in (("start", starts, "201"), ("match", matches, "200")):
-        fire(served.base, requests[:WARM], 20, {})
-        requests = requests[WARM:]
-        progress(f"  {label}: {len(requests):,} × {name} at {rate}/s …")
-        result, cpu = fire(served.base, requests, rate, {label: served.proc.pid})
+        progress(f"  {label}: {len(requests) - WARM:,} × {name} at {rate}/s …")
+        # The warm-up goes from the measuring generator itself: a fresh Node process's first
+        # requests (its fetch loaded, its connections opened, the server's pools grown to the
+        # rate) are no latency of the server's at that rate.
+        result, cpu = fire(served.base, requests, rate, {label: served.proc.pid}, warm=WARM)
         if set(result["statuses"]) != {ok}:
             raise RuntimeError(f"{label} {name}: answers {result['statuses']}")
         out[name] = (result["latencies"], cpu)

@@ -8,7 +8,9 @@
 //   chat  (message ids carry spec.tag) connect every chat's two sides, print "ready"; "paced": each chat's first side sends
 //         spec.paced messages, one per spec.pace seconds; "burst": each chat's second side sends
 //         spec.burst back to back; each phase prints its latencies or its span
-//   http  fire spec.requests at spec.rate per second (open loop), print latencies and statuses
+//   http  fire spec.requests at spec.rate per second (open loop), print latencies and statuses;
+//         the first spec.warm of them (default 0) warm this process and the server up (their
+//         connections, code, pools) and are left out of the latencies
 const fs = require("fs");
 const readline = require("readline");
 const { io } = require("socket.io-client");
@@ -218,7 +220,7 @@ async function http() {
       } catch (error) {
         status = String(error && error.message);
       }
-      latencies.push(now() - started);
+      if (k >= (spec.warm || 0)) latencies.push(now() - started);
       statuses[status] = (statuses[status] || 0) + 1;
     })
   );
