@@ -74,7 +74,7 @@ async def defer_many(
 def _pending(db: AsyncSession) -> list[procrastinate.jobs.Job]:
     """The jobs deferred in `db`'s unit of work so far. They are inserted together, in one
     statement, just before it commits: a session start's expiry, warning and first matching
-    attempt cost one round trip, not three (and no savepoints, below)."""
+    attempt are one statement in one savepoint, where they were three and two savepoints."""
     pending: list[procrastinate.jobs.Job] | None = db.info.get("jobs")
     if pending is None:
         pending = db.info["jobs"] = []
