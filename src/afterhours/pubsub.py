@@ -92,11 +92,9 @@ class PostgresManager(ClosingRoomDisconnects, AsyncPubSubManager):  # type: igno
     def _name_json(event: str) -> bytes:
         return to_json(event)
 
-    def close_message(self, room: str) -> bytes:
+    def close_message(self, room: str) -> dict[str, Any]:
         """The pub/sub form of close_room."""
-        return to_json(
-            {"method": "close_room", "room": room, "namespace": "/", "host_id": self.host_id}
-        )
+        return {"method": "close_room", "room": room, "namespace": "/", "host_id": self.host_id}
 
     async def notify_within(
         self, db: AsyncSession, emits: list["Emit"], closed_rooms: Sequence[str] = ()
@@ -105,7 +103,7 @@ class PostgresManager(ClosingRoomDisconnects, AsyncPubSubManager):  # type: igno
         of up to NOTIFY's size limit, in one statement (a sweep sends thousands). A pack starts
         with this host's id, so its own listener skips it unread (deliver_here has sent it)."""
         messages = [emit.message for emit in emits]
-        messages += [self.close_message(room) for room in closed_rooms]
+        messages += [to_json(self.close_message(room)) for room in closed_rooms]
         chunks: list[str] = []
         batch: list[bytes] = []
         head = len(self.host_id) + 3  # "<host id> [" … "]"
@@ -146,9 +144,7 @@ class PostgresManager(ClosingRoomDisconnects, AsyncPubSubManager):  # type: igno
             except Exception:  # the event is stored; the client catches up by seq
                 log.exception("emit_failed room=%s", emit.room)
         for room in closed_rooms:
-            await self._handle_close_room(
-                {"method": "close_room", "room": room, "namespace": "/", "host_id": self.host_id}
-            )
+            await self._handle_close_room(self.close_message(room))
 
     async def _publish(self, data: Any) -> None:
         payload = self.json.dumps(data)
