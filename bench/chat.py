@@ -15,8 +15,9 @@ a full core. Two phases:
   the previous one's ack), all chats at once: messages per second, first send to last delivery.
 
 A second baseline, the framework's floor: the same relay in Python (`python -m bench.chat
-relay`), on the parts `afterhours serve` runs on (python-socketio's AsyncServer with our JSON,
-uvicorn and uvloop with our WebSocket settings, our collector tuning), storing nothing. What
+relay`), on the parts `afterhours serve` runs on (python-socketio's server as
+`transport.SocketServer` builds it, with our JSON, uvicorn and uvloop with our WebSocket
+settings, our collector tuning), storing nothing. What
 ours spends above it is ours; what it spends above the Node relay is the framework's.
 
 Two serving processes: the same traffic with each chat's two people on different processes
@@ -243,10 +244,11 @@ def python_relay(port: int, chats_file: str) -> None:
 
     from afterhours.pubsub import CompactJson
     from afterhours.serving import WEBSOCKET_OPTIONS, ProtocolLog
+    from afterhours.transport import SocketServer
 
     with open(chats_file) as f:
         pairs: dict[str, list[str]] = json.load(f)
-    sio = socketio.AsyncServer(
+    sio = SocketServer(
         async_mode="asgi",
         json=CompactJson,
         logger=ProtocolLog("relay.socketio"),
